@@ -1,0 +1,116 @@
+//! The ABI shared by the kernel program (`src/main.rs`, built for the bpf target by
+//! `sniffer/build.rs`) and userspace (`sniffer::capture::live`).
+//!
+//! Every type here is `#[repr(C)]`, has no implicit padding (checked by the const
+//! assertions below), and is `aya::Pod` when the `user` feature is on.
+#![no_std]
+
+/// Names of the maps and the program inside the object, so both sides agree.
+pub mod names {
+    /// The socket filter program.
+    pub const PROGRAM: &str = "sniffer";
+    /// `RingBuf`: one [`RecordHeader`](super::RecordHeader) + packet bytes per matched packet.
+    pub const RECORDS: &str = "RECORDS";
+    /// `HashMap<u16, u8>`: the TCP ports that match (host byte order keys).
+    pub const PORTS: &str = "PORTS";
+    /// `Array<Config>` with one entry.
+    pub const CONFIG: &str = "CONFIG";
+    /// `PerCpuArray<u64>` indexed by [`Counter`](super::Counter).
+    pub const COUNTERS: &str = "COUNTERS";
+    /// `Array<[u8; SCRATCH_LEN]>` indexed by CPU: where a packet is assembled before output.
+    pub const SCRATCH: &str = "SCRATCH";
+}
+
+/// Largest number of packet bytes copied per record (the kernel's bound for
+/// `bpf_skb_load_bytes` into the scratch slot and for `bpf_ringbuf_output`).
+pub const MAX_SNAPLEN: u32 = 65536;
+
+/// Size of one scratch slot: a header followed by up to [`MAX_SNAPLEN`] bytes.
+pub const SCRATCH_LEN: usize = RecordHeader::LEN + MAX_SNAPLEN as usize;
+
+/// What precedes each packet in the ring buffer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecordHeader {
+    /// `bpf_ktime_get_ns()`: CLOCK_MONOTONIC nanoseconds.
+    pub ts_mono_ns: u64,
+    /// `skb->len`: the packet's length as the device saw it.
+    pub wire_len: u32,
+    /// Bytes of packet that follow this header (`min(wire_len, snaplen)`).
+    pub cap_len: u32,
+    /// `skb->ifindex`.
+    pub ifindex: u32,
+    /// `skb->pkt_type` (PACKET_HOST = 0 … PACKET_OUTGOING = 4).
+    pub pkt_type: u16,
+    /// `skb->protocol`, in network byte order as the kernel keeps it.
+    pub protocol_be: u16,
+}
+
+impl RecordHeader {
+    /// Size on the wire of the ring buffer.
+    pub const LEN: usize = size_of::<Self>();
+}
+
+/// What userspace tells the program; one entry in the `CONFIG` array.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    /// Bytes of each packet to copy, 1..=[`MAX_SNAPLEN`].
+    pub snaplen: u32,
+    /// Bit set of `FLAG_*`.
+    pub flags: u32,
+}
+
+/// Match every TCP packet, ignoring `PORTS`.
+pub const FLAG_ALL_TCP: u32 = 1 << 0;
+/// The device has no link-layer header: packets start with IPv4/IPv6 (tun, wireguard, ARPHRD_NONE).
+pub const FLAG_NO_L2: u32 = 1 << 1;
+/// Skip PACKET_OUTGOING copies (loopback shows every packet twice otherwise, as libpcap knows).
+pub const FLAG_SKIP_OUTGOING: u32 = 1 << 2;
+
+/// Per-CPU counters kept by the program.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// Packets the filter ran on.
+    Seen = 0,
+    /// Packets that matched the port set.
+    Matched = 1,
+    /// Matched bytes (wire length).
+    MatchedBytes = 2,
+    /// Records lost because the ring buffer was full.
+    RingFull = 3,
+    /// `bpf_skb_load_bytes` failures.
+    CopyFailed = 4,
+    /// Records whose capture was cut at the snap length.
+    Truncated = 5,
+    /// IPv4 fragments other than the first (no TCP header to match on).
+    NonFirstFragment = 6,
+}
+
+impl Counter {
+    /// Number of counters; the size of the `COUNTERS` map.
+    pub const COUNT: u32 = 7;
+    /// All counters in index order.
+    pub const ALL: [Self; Self::COUNT as usize] = [
+        Self::Seen,
+        Self::Matched,
+        Self::MatchedBytes,
+        Self::RingFull,
+        Self::CopyFailed,
+        Self::Truncated,
+        Self::NonFirstFragment,
+    ];
+}
+
+// No implicit padding: the sizes are the sums of the field sizes.
+const _: () = assert!(RecordHeader::LEN == 8 + 4 + 4 + 4 + 2 + 2);
+const _: () = assert!(size_of::<Config>() == 4 + 4);
+
+#[cfg(all(feature = "user", not(target_arch = "bpf")))]
+mod pod {
+    // SAFETY: repr(C), no padding (asserted above), every bit pattern is valid.
+    unsafe impl aya::Pod for super::RecordHeader {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::Config {}
+}

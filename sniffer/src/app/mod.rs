@@ -1,0 +1,62 @@
+//! The commands: each file here wires a validated config to the library and prints.
+
+mod capture;
+mod flows;
+mod follow;
+mod http;
+
+use crate::{
+    capture::{CaptureError, live::LiveError},
+    config::{Config, ConfigError, ExitCode},
+};
+
+/// Why a command failed. Each variant knows its exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The command line made no sense.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Reading packets failed.
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    /// Writing output failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being written.
+        what: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl AppError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Self::Config(_) | Self::Capture(CaptureError::Live(LiveError::NoSuchDevice { .. })) => {
+                ExitCode::Usage
+            }
+            Self::Capture(CaptureError::File(e)) if e.is_damage() => ExitCode::DamagedInput,
+            Self::Capture(_) | Self::Io { .. } => ExitCode::Failure,
+        }
+    }
+
+    /// Output went to a reader that went away (`sniffer ... | head`): not a failure.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, Self::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+}
+
+/// Run one command to completion.
+///
+/// # Errors
+/// See [`AppError`]; output produced before an error is kept.
+pub fn run(config: Config) -> Result<(), AppError> {
+    match config {
+        Config::Http(c) => http::run(&c),
+        Config::Capture(c) => capture::run(&c),
+        Config::Flows(c) => flows::run(&c),
+        Config::Follow(c) => follow::run(&c),
+    }
+}

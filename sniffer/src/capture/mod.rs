@@ -1,0 +1,141 @@
+//! Where frames come from: the live eBPF ring buffer ([`live`]) or capture files ([`file`]).
+//!
+//! Both yield the same [`Frame`], so everything downstream is one code path.
+
+pub mod file;
+pub mod live;
+
+use std::fmt;
+
+/// A point in time: nanoseconds since the Unix epoch (UTC).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(pub u64);
+
+impl Timestamp {
+    /// From seconds and nanoseconds since the epoch.
+    pub const fn from_parts(secs: u64, nanos: u32) -> Self {
+        Self(secs * 1_000_000_000 + nanos as u64)
+    }
+    /// Whole seconds since the epoch.
+    pub const fn secs(self) -> u64 {
+        self.0 / 1_000_000_000
+    }
+    /// Nanoseconds within the second.
+    pub const fn subsec_nanos(self) -> u32 {
+        (self.0 % 1_000_000_000) as u32
+    }
+    /// Seconds as a float, for display and JSON.
+    pub fn as_secs_f64(self) -> f64 {
+        self.0 as f64 / 1e9
+    }
+}
+
+impl fmt::Display for Timestamp {
+    /// `SECONDS.MICROS`, as tcpdump and tshark print epoch times.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:06}", self.secs(), self.subsec_nanos() / 1000)
+    }
+}
+
+/// The link layer of a frame, named after its pcap LINKTYPE.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LinkType {
+    /// LINKTYPE_NULL (0): BSD loopback, a 4-byte host-order address family.
+    Null,
+    /// LINKTYPE_ETHERNET (1).
+    Ethernet,
+    /// LINKTYPE_RAW (101): the frame starts with an IPv4 or IPv6 header.
+    Raw,
+    /// LINKTYPE_LOOP (108): like NULL with the family in network order.
+    Loop,
+    /// LINKTYPE_IEEE802_11_RADIOTAP (127).
+    Ieee80211Radiotap,
+    /// LINKTYPE_IEEE802_11 (105): 802.11 without radiotap.
+    Ieee80211,
+    /// LINKTYPE_LINUX_SLL (113): Linux cooked capture v1.
+    LinuxSll,
+    /// LINKTYPE_LINUX_SLL2 (276): Linux cooked capture v2.
+    LinuxSll2,
+    /// LINKTYPE_IPV4 (228).
+    Ipv4,
+    /// LINKTYPE_IPV6 (229).
+    Ipv6,
+    /// Anything else, by number.
+    Other(u32),
+}
+
+impl LinkType {
+    /// From a pcap/pcapng LINKTYPE number (DLT_RAW's platform values 12 and 14 included).
+    pub const fn from_linktype(n: u32) -> Self {
+        match n {
+            0 => Self::Null,
+            1 => Self::Ethernet,
+            12 | 14 | 101 => Self::Raw,
+            105 => Self::Ieee80211,
+            108 => Self::Loop,
+            113 => Self::LinuxSll,
+            127 => Self::Ieee80211Radiotap,
+            228 => Self::Ipv4,
+            229 => Self::Ipv6,
+            276 => Self::LinuxSll2,
+            n => Self::Other(n),
+        }
+    }
+    /// The LINKTYPE number written into pcap/pcapng files.
+    pub const fn linktype(self) -> u32 {
+        match self {
+            Self::Null => 0,
+            Self::Ethernet => 1,
+            Self::Raw => 101,
+            Self::Ieee80211 => 105,
+            Self::Loop => 108,
+            Self::LinuxSll => 113,
+            Self::Ieee80211Radiotap => 127,
+            Self::Ipv4 => 228,
+            Self::Ipv6 => 229,
+            Self::LinuxSll2 => 276,
+            Self::Other(n) => n,
+        }
+    }
+}
+
+/// One captured frame, borrowed from its source until the next call.
+#[derive(Clone, Copy, Debug)]
+pub struct Frame<'a> {
+    /// When it was captured.
+    pub ts: Timestamp,
+    /// How to read `data`.
+    pub link_type: LinkType,
+    /// The captured bytes (may be shorter than `orig_len`: snap length).
+    pub data: &'a [u8],
+    /// The frame's length on the wire.
+    pub orig_len: u32,
+}
+
+impl Frame<'_> {
+    /// The capture holds less than the wire carried.
+    pub const fn is_truncated(&self) -> bool {
+        (self.data.len() as u64) < self.orig_len as u64
+    }
+}
+
+/// A source of frames: a live device or capture files.
+pub trait PacketSource {
+    /// The next frame, or `None` at the end (end of file, or Ctrl-C on a live device).
+    ///
+    /// # Errors
+    /// A damaged file or a failed device. Frames returned before the error stay valid
+    /// results: callers keep what they decoded and report the error.
+    fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError>;
+}
+
+/// Why a source stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    /// Reading a capture file failed.
+    #[error(transparent)]
+    File(#[from] file::FileError),
+    /// Live capture failed.
+    #[error(transparent)]
+    Live(#[from] live::LiveError),
+}

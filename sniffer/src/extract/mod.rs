@@ -1,0 +1,1 @@
+//! Saving HTTP bodies as files: MIME filter, safe names, streaming writes, index.jsonl.

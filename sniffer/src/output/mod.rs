@@ -1,0 +1,1 @@
+//! What the user sees: flow tables, followed streams, JSON lines.

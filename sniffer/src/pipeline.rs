@@ -1,0 +1,1 @@
+//! Drives a packet source through decode, the flow table and reassembly into a listener.

@@ -1,0 +1,1 @@
+//! Reassembly of one direction of a TCP session.
