@@ -127,6 +127,41 @@ pub trait PacketSource {
     /// A damaged file or a failed device. Frames returned before the error stay valid
     /// results: callers keep what they decoded and report the error.
     fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError>;
+
+    /// What the source counted so far, for the closing report.
+    fn stats(&self) -> SourceStats;
+}
+
+/// What a source counted: shown to the user at the end, so nothing is lost silently.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SourceStats {
+    /// Frames delivered.
+    pub frames: u64,
+    /// Captured bytes delivered.
+    pub bytes: u64,
+    /// Frames whose capture is shorter than the wire length.
+    pub truncated: u64,
+    /// Live capture only: the kernel program's counters.
+    pub kernel: Option<KernelCounters>,
+}
+
+/// The kernel program's counters, summed over CPUs (see `sniffer_ebpf::Counter`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct KernelCounters {
+    /// Packets the filter ran on.
+    pub seen: u64,
+    /// Packets that matched.
+    pub matched: u64,
+    /// Wire bytes of matched packets.
+    pub matched_bytes: u64,
+    /// Records lost because the ring buffer was full.
+    pub ring_full: u64,
+    /// Packets whose copy failed.
+    pub copy_failed: u64,
+    /// Records cut at the snap length.
+    pub truncated: u64,
+    /// Non-first IPv4 fragments (not matchable by port).
+    pub non_first_fragment: u64,
 }
 
 /// Why a source stopped early.
