@@ -1,8 +1,41 @@
+//! `cargo xtask build-ebpf`: build the kernel program and say where it is.
+//!
+//! A plain `cargo build` does the same through `sniffer/build.rs` (aya-build); this task
+//! runs it in the foreground so compiler and verifier-relevant messages are readable.
+
+use std::process::Command;
+
 use clap::Args;
 
-#[derive(Debug, Args)]
-pub struct Options {}
+use crate::util::{run_loud, workspace_root};
 
-pub fn run(_options: &Options) -> anyhow::Result<()> {
-    anyhow::bail!("not written yet")
+#[derive(Debug, Args)]
+pub struct Options {
+    /// Skip `cargo xtask setup`.
+    #[arg(long)]
+    pub no_setup: bool,
+}
+
+pub fn run(options: &Options) -> anyhow::Result<()> {
+    if !options.no_setup {
+        crate::setup::run(&crate::setup::Options { no_apt: true })?;
+    }
+    let target_dir = workspace_root().join("target").join("ebpf");
+    run_loud(
+        Command::new("rustup")
+            .current_dir(workspace_root())
+            .args(["run", "nightly", "cargo", "build", "--package", "sniffer-ebpf"])
+            .args(["--bins", "--release", "--target", "bpfel-unknown-none"])
+            .args(["-Z", "build-std=core"])
+            .arg("--target-dir")
+            .arg(&target_dir)
+            .env(
+                "CARGO_ENCODED_RUSTFLAGS",
+                ["--cfg=bpf_target_arch=\"x86_64\"", "-Cdebuginfo=2", "-Clink-arg=--btf"].join("\x1f"),
+            ),
+    )?;
+    let object = target_dir.join("bpfel-unknown-none/release/sniffer");
+    let size = std::fs::metadata(&object).map(|m| m.len()).unwrap_or(0);
+    eprintln!("xtask: eBPF object: {} ({size} bytes)", object.display());
+    Ok(())
 }

@@ -1,8 +1,98 @@
-use clap::Args;
+//! `cargo xtask bench`: offline benchmarks on one generated capture, each comparing
+//! sniffer with its peers (tcpdump, tshark, tcpflow) on the same input in the same run.
+//!
+//! The input comes from `../shared/tools/http-capture-gen` (real kernel TCP between nginx and
+//! curl, with loss and reordering), made once and cached under `target/bench/`.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, bail};
+use clap::{Args, ValueEnum};
+
+use crate::util::{cargo, is_root, run_loud, workspace_root};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Which {
+    /// Read + decode only (issue 3).
+    Decode,
+    /// Reassembly + `sniffer flows` (issue 4).
+    Flows,
+    /// `--extract-all` end to end (issue 5).
+    Http,
+}
 
 #[derive(Debug, Args)]
-pub struct Options {}
+pub struct Options {
+    /// Approximate response-body bytes in the generated capture.
+    #[arg(long, default_value_t = 900_000_000)]
+    pub bytes: u64,
+    /// Generator seed (0 reproduces the reference capture's web root and jobs).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Use this capture instead of generating one.
+    #[arg(long)]
+    pub capture: Option<PathBuf>,
+    /// Only these benchmarks (default: all).
+    #[arg(long, value_enum)]
+    pub only: Vec<Which>,
+}
 
-pub fn run(_options: &Options) -> anyhow::Result<()> {
-    anyhow::bail!("not written yet")
+pub fn run(options: &Options) -> anyhow::Result<()> {
+    let capture = match &options.capture {
+        Some(p) => p.clone(),
+        None => generated_capture(options.bytes, options.seed)?,
+    };
+    let size = std::fs::metadata(&capture)
+        .with_context(|| capture.display().to_string())?
+        .len();
+    eprintln!("xtask bench: input {} ({:.1} MB)", capture.display(), size as f64 / 1e6);
+    run_loud(cargo().args(["build", "--release", "--package", "sniffer", "--bins", "--examples"]))?;
+    let all = options.only.is_empty();
+    let wants = |w| all || options.only.contains(&w);
+    if wants(Which::Decode) || wants(Which::Flows) || wants(Which::Http) {
+        bail!("benchmarks not wired yet");
+    }
+    Ok(())
+}
+
+/// The release binary of sniffer.
+pub fn sniffer_bin() -> PathBuf {
+    workspace_root().join("target/release/sniffer")
+}
+
+/// A release example binary.
+pub fn example_bin(name: &str) -> PathBuf {
+    workspace_root().join("target/release/examples").join(name)
+}
+
+/// Make (once) and return a capture of about `bytes` response bytes.
+pub fn generated_capture(bytes: u64, seed: u64) -> anyhow::Result<PathBuf> {
+    let dir = workspace_root().join("target/bench");
+    let pcap = dir.join(format!("gen-{bytes}-{seed}.pcap"));
+    if pcap.exists() && dir.join(format!("gen-{bytes}-{seed}.manifest.tsv")).exists() {
+        return Ok(pcap);
+    }
+    generate(&pcap, bytes, seed)?;
+    Ok(pcap)
+}
+
+/// Run the generator (needs root) to write `out` and its sidecar files.
+pub fn generate(out: &Path, bytes: u64, seed: u64) -> anyhow::Result<()> {
+    if !is_root() {
+        bail!("generating a capture needs root (network namespaces, nginx, tcpdump)");
+    }
+    let script = workspace_root().join("../shared/tools/http-capture-gen/generate.sh");
+    if !script.exists() {
+        bail!("{} not found: the generator lives in ../shared beside the repository", script.display());
+    }
+    run_loud(
+        Command::new("bash")
+            .arg(script)
+            .arg("--out")
+            .arg(out)
+            .args(["--bytes", &bytes.to_string(), "--seed", &seed.to_string()]),
+    )
 }
