@@ -1,0 +1,275 @@
+//! One direction of a TCP session: sequence numbers mapped onto the 64-bit offsets of an
+//! [`Assembler`].
+//!
+//! # Policy
+//! - Offset 0 is the byte after the SYN (`ISN + 1`). Without a SYN it is the peer's last
+//!   ACK if one was seen, else the first sequence number seen (mid-stream pickup).
+//! - A sequence number is placed relative to the next expected byte, by signed 32-bit
+//!   distance, so wraparound at 2^32 is invisible and offsets keep growing past 4 GiB.
+//! - **SYN data** (TCP Fast Open) is stream data at offset 0: the receiving kernel hands it
+//!   to the application, so it is part of the stream.
+//! - **Urgent data** stays inline, where it was sent (as with `SO_OOBINLINE`, and as
+//!   Wireshark and tcpflow show it): the urgent pointer is not interpreted.
+//! - **RST**: its payload (a diagnostic text at most) is never stream data; the caller
+//!   counts it and does not pass it here.
+//! - **FIN**: the first FIN fixes where the stream ends; bytes beyond it are counted in
+//!   [`HalfStream::after_fin`] and dropped.
+//! - **ACKs** from the peer declare holes below them gaps: the peer got those bytes, the
+//!   capture did not. An ACK more than 1 GiB beyond the next expected byte is ignored as
+//!   bogus.
+
+use super::{Assembler, CapacityError, SeqNum, Sink};
+
+/// ACKs further than this beyond the next expected byte are ignored.
+const MAX_ACK_JUMP: i64 = 1 << 30;
+
+/// One direction's reassembly state.
+///
+/// # Invariant
+/// When `base` is `Some`, offset `o` of the assembler is sequence number `base + o` (mod
+/// 2^32); before it is set nothing has been inserted.
+#[derive(Debug)]
+pub struct HalfStream {
+    base: Option<SeqNum>,
+    isn: Option<SeqNum>,
+    fin: Option<u64>,
+    asm: Assembler,
+    /// Bytes sent after this direction's FIN: dropped.
+    pub after_fin: u64,
+    /// Bytes before offset 0 (before the ISN, or before a mid-stream pickup): dropped.
+    pub before_start: u64,
+}
+
+impl HalfStream {
+    /// A direction whose out-of-order buffer holds at most `max_ooo` bytes.
+    pub fn new(max_ooo: u64) -> Self {
+        Self {
+            base: None,
+            isn: None,
+            fin: None,
+            asm: Assembler::new(max_ooo),
+            after_fin: 0,
+            before_start: 0,
+        }
+    }
+
+    /// Sequence number of offset 0, once known.
+    pub const fn base(&self) -> Option<SeqNum> {
+        self.base
+    }
+
+    /// Initial sequence number, from this side's SYN or the peer's SYN-ACK.
+    pub const fn isn(&self) -> Option<SeqNum> {
+        self.isn
+    }
+
+    /// Offset of the FIN, once seen.
+    pub const fn fin(&self) -> Option<u64> {
+        self.fin
+    }
+
+    /// The reassembler underneath.
+    pub const fn assembler(&self) -> &Assembler {
+        &self.asm
+    }
+
+    /// This side's ISN is known (SYN, or the peer's SYN-ACK acknowledging `isn + 1`).
+    pub fn set_isn(&mut self, isn: SeqNum) {
+        if self.isn.is_none() {
+            self.isn = Some(isn);
+        }
+        if self.base.is_none() {
+            self.base = Some(isn + 1);
+        }
+    }
+
+    /// Start a mid-stream pickup at `seq`, unless the start is known already.
+    pub fn pick_up_at(&mut self, seq: SeqNum) {
+        if self.base.is_none() {
+            self.base = Some(seq);
+        }
+    }
+
+    /// Offset of `seq`, relative to the next expected byte (`None` before `base` is set).
+    fn offset(&self, seq: SeqNum) -> Option<i64> {
+        let base = self.base?;
+        let next = self.asm.next();
+        let next_seq = base + next as u32;
+        Some(next as i64 + i64::from(seq.distance_from(next_seq)))
+    }
+
+    /// Payload at `seq`: `payload` captured, `wire_len` on the wire (more when truncated).
+    ///
+    /// # Errors
+    /// [`CapacityError`] when the out-of-order buffer went over its bound: call
+    /// [`Self::skip_hole`].
+    pub fn data(
+        &mut self,
+        seq: SeqNum,
+        payload: &[u8],
+        wire_len: u32,
+        sink: &mut impl Sink,
+    ) -> Result<(), CapacityError> {
+        let wire_len = u64::from(wire_len).max(payload.len() as u64);
+        if wire_len == 0 {
+            return Ok(());
+        }
+        let Some(mut off) = self.offset(seq) else {
+            return Ok(());
+        };
+        let mut payload = payload;
+        let mut end = off + wire_len as i64;
+        if end <= 0 {
+            self.before_start += wire_len;
+            return Ok(());
+        }
+        if off < 0 {
+            let cut = (-off) as u64;
+            self.before_start += cut;
+            payload = payload.get(cut as usize..).unwrap_or_default();
+            off = 0;
+        }
+        if let Some(f) = self.fin {
+            let f = f as i64;
+            if end > f {
+                self.after_fin += (end - off.max(f)) as u64;
+                end = f.max(off);
+                let keep = ((end - off) as usize).min(payload.len());
+                payload = &payload[..keep];
+            }
+        }
+        let (off, end) = (off as u64, end as u64);
+        if end > off + payload.len() as u64 {
+            self.asm.note_extent(end);
+        }
+        self.asm.insert(off, payload, sink)
+    }
+
+    /// A FIN at `seq` (the sequence number after the segment's payload).
+    pub fn fin_at(&mut self, seq: SeqNum) {
+        if self.fin.is_some() {
+            return;
+        }
+        if let Some(off) = self.offset(seq) {
+            self.fin = Some(off.max(0) as u64);
+        }
+    }
+
+    /// The peer acknowledged up to `ack`: holes below it are gaps.
+    pub fn ack(&mut self, ack: SeqNum, sink: &mut impl Sink) {
+        let Some(off) = self.offset(ack) else {
+            return;
+        };
+        let next = self.asm.next() as i64;
+        if off <= next || off - next > MAX_ACK_JUMP {
+            return;
+        }
+        let mut to = off as u64;
+        if let Some(f) = self.fin {
+            to = to.min(f);
+        }
+        self.asm.gap_to(to, sink);
+    }
+
+    /// Declare the first hole a gap (after a [`CapacityError`]); `false` if none.
+    pub fn skip_hole(&mut self, sink: &mut impl Sink) -> bool {
+        self.asm.skip_hole(sink)
+    }
+
+    /// The stream is over: flush buffered data, declare the remaining holes gaps.
+    pub fn finish(&mut self, sink: &mut impl Sink) {
+        if self.base.is_some() {
+            self.asm.finish(self.fin, sink);
+        }
+    }
+
+    /// Everything up to the FIN was delivered or declared a gap.
+    pub fn is_done(&self) -> bool {
+        self.fin.is_some_and(|f| self.asm.next() >= f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Rec(Vec<u8>, Vec<(u64, u64)>);
+    impl Sink for Rec {
+        fn data(&mut self, _: u64, b: &[u8]) {
+            self.0.extend_from_slice(b);
+        }
+        fn gap(&mut self, o: u64, l: u64) {
+            self.1.push((o, l));
+        }
+    }
+
+    #[test]
+    fn isn_near_the_top_wraps_at_2_pow_32() {
+        let mut h = HalfStream::new(1 << 20);
+        let mut r = Rec::default();
+        h.set_isn(SeqNum(u32::MAX - 2));
+        // Offset 0 is u32::MAX - 1; the third segment starts past the wrap.
+        h.data(SeqNum(6), b"89", 2, &mut r).unwrap();
+        h.data(SeqNum(u32::MAX - 1), b"0123", 4, &mut r).unwrap();
+        h.data(SeqNum(2), b"4567", 4, &mut r).unwrap();
+        assert_eq!(r.0, b"0123456789");
+        assert_eq!(h.assembler().next(), 10);
+    }
+
+    #[test]
+    fn offsets_grow_past_four_gibibytes() {
+        let mut h = HalfStream::new(1 << 20);
+        let mut r = Rec::default();
+        h.set_isn(SeqNum(7));
+        let chunk = vec![b'x'; 1 << 16];
+        let mut seq = SeqNum(8);
+        for _ in 0..(1u64 << 32) / (1 << 16) + 1 {
+            h.data(seq, &chunk, chunk.len() as u32, &mut r).unwrap();
+            seq = seq + chunk.len() as u32;
+            r.0.clear();
+        }
+        assert_eq!(h.assembler().next(), (1 << 32) + (1 << 16));
+        assert!(r.1.is_empty());
+    }
+
+    #[test]
+    fn data_after_fin_and_before_start_is_dropped() {
+        let mut h = HalfStream::new(1 << 20);
+        let mut r = Rec::default();
+        h.set_isn(SeqNum(99));
+        h.data(SeqNum(100), b"abc", 3, &mut r).unwrap();
+        h.fin_at(SeqNum(103));
+        h.data(SeqNum(102), b"cXY", 3, &mut r).unwrap();
+        h.data(SeqNum(90), b"0123456789", 10, &mut r).unwrap();
+        assert_eq!(r.0, b"abc");
+        assert_eq!((h.after_fin, h.before_start), (2, 10));
+        assert!(h.is_done());
+    }
+
+    #[test]
+    fn truncated_segment_leaves_a_hole_for_its_tail() {
+        let mut h = HalfStream::new(1 << 20);
+        let mut r = Rec::default();
+        h.set_isn(SeqNum(0));
+        h.data(SeqNum(1), b"ab", 6, &mut r).unwrap();
+        h.finish(&mut r);
+        assert_eq!(
+            (r.0.as_slice(), r.1.as_slice()),
+            (&b"ab"[..], &[(2, 4)][..])
+        );
+    }
+
+    #[test]
+    fn ack_past_fin_is_capped_and_bogus_ack_ignored() {
+        let mut h = HalfStream::new(1 << 20);
+        let mut r = Rec::default();
+        h.set_isn(SeqNum(0));
+        h.data(SeqNum(1), b"ab", 2, &mut r).unwrap();
+        h.ack(SeqNum(1 << 31), &mut r);
+        assert!(r.1.is_empty());
+        h.fin_at(SeqNum(5));
+        h.ack(SeqNum(6), &mut r);
+        assert_eq!(r.1, vec![(2, 2)]);
+    }
+}
