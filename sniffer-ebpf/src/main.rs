@@ -1,15 +1,283 @@
 //! The kernel program: an eBPF socket filter that selects TCP packets by port and copies
 //! them into a ring buffer. It returns 0, so its socket itself receives nothing.
+//!
+//! Per packet:
+//! 1. count it (`Seen`);
+//! 2. find the network header: Ethernet with up to two 802.1Q/802.1ad tags, or, with
+//!    `FLAG_NO_L2`, the packet itself (by `skb->protocol`, else the IP version nibble);
+//! 3. IPv4: non-first fragments are counted and not matched; IPv6: up to
+//!    [`MAX_IPV6_EXT`] extension headers are skipped;
+//! 4. TCP: match if either port is in `PORTS` (or `FLAG_ALL_TCP`);
+//! 5. a match writes a [`RecordHeader`] at the start of this CPU's `SCRATCH` slot, copies
+//!    `min(len, snaplen)` packet bytes after it with `bpf_skb_load_bytes`, and hands
+//!    header + bytes to `bpf_ringbuf_output` (exactly the record's size, no fixed-size
+//!    reservation). Failures are counted (`CopyFailed`, `RingFull`).
+//!
+//! All packet reads go through `bpf_skb_load_bytes`: socket filters have no direct packet
+//! access. `skb->data` starts at the link-layer header for an AF_PACKET SOCK_RAW socket.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 
 #[cfg(target_arch = "bpf")]
 mod program {
-    use aya_ebpf::{macros::socket_filter, programs::SkBuffContext};
+    use aya_ebpf::{
+        bindings::__sk_buff,
+        helpers::generated::{bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_skb_load_bytes},
+        macros::{map, socket_filter},
+        maps::{Array, HashMap, PerCpuArray, RingBuf},
+        programs::SkBuffContext,
+    };
+    use aya_log_ebpf::debug;
+    use sniffer_ebpf::{
+        Config, Counter, FLAG_ALL_TCP, FLAG_NO_L2, FLAG_SKIP_OUTGOING, MAX_SNAPLEN, RecordHeader,
+        SCRATCH_LEN,
+    };
+
+    /// How many IPv6 extension headers are skipped before giving up on the packet.
+    const MAX_IPV6_EXT: usize = 6;
+    /// `PACKET_OUTGOING` from `<linux/if_packet.h>`.
+    const PACKET_OUTGOING: u32 = 4;
+    const ETH_P_IP: u16 = 0x0800;
+    const ETH_P_IPV6: u16 = 0x86DD;
+    const ETH_P_8021Q: u16 = 0x8100;
+    const ETH_P_8021AD: u16 = 0x88A8;
+    /// The pre-standard QinQ outer tag some switches still send.
+    const ETH_P_QINQ1: u16 = 0x9100;
+    const IPPROTO_TCP: u8 = 6;
+
+    /// Matched packets; userspace sizes it (`--ring-mib`).
+    #[map(name = "RECORDS")]
+    static RECORDS: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
+
+    /// TCP ports that match, host byte order; the value is unused.
+    #[map(name = "PORTS")]
+    static PORTS: HashMap<u16, u8> = HashMap::with_max_entries(1024, 0);
+
+    /// One [`Config`]; index 0.
+    #[map(name = "CONFIG")]
+    static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
+
+    /// Per-CPU counters indexed by [`Counter`].
+    #[map(name = "COUNTERS")]
+    static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Counter::COUNT, 0);
+
+    /// One slot per possible CPU (userspace sets max_entries): header + packet bytes are
+    /// assembled here, then output in one piece.
+    #[map(name = "SCRATCH")]
+    static SCRATCH: Array<[u8; SCRATCH_LEN]> = Array::with_max_entries(1, 0);
+
+    #[inline(always)]
+    fn count(counter: Counter, n: u64) {
+        if let Some(p) = COUNTERS.get_ptr_mut(counter as u32) {
+            // SAFETY: a valid per-CPU map value; only this CPU touches it, and socket
+            // filters do not nest on one CPU.
+            unsafe { *p += n };
+        }
+    }
+
+    /// Reads `T` at `offset` from the packet.
+    #[inline(always)]
+    fn load<T>(ctx: &SkBuffContext, offset: u32) -> Option<T> {
+        ctx.load::<T>(offset as usize).ok()
+    }
+
+    #[inline(always)]
+    fn load_be16(ctx: &SkBuffContext, offset: u32) -> Option<u16> {
+        load::<[u8; 2]>(ctx, offset).map(u16::from_be_bytes)
+    }
 
     #[socket_filter]
-    pub fn sniffer(_ctx: SkBuffContext) -> i64 {
+    pub fn sniffer(ctx: SkBuffContext) -> i64 {
+        count(Counter::Seen, 1);
+        let Some(cfg) = CONFIG.get(0).copied() else {
+            return 0;
+        };
+        let skb: *mut __sk_buff = ctx.skb.skb;
+        // SAFETY: the context pointer the kernel passed; these fields are readable by
+        // socket filters.
+        let (pkt_type, protocol_raw, ifindex) =
+            unsafe { ((*skb).pkt_type, (*skb).protocol, (*skb).ifindex) };
+        if cfg.flags & FLAG_SKIP_OUTGOING != 0 && pkt_type == PACKET_OUTGOING {
+            return 0;
+        }
+        // skb->protocol is kept in network byte order in the low 16 bits.
+        let protocol_be = protocol_raw as u16;
+        let Some(l4) = find_tcp(&ctx, cfg.flags, u16::from_be(protocol_be)) else {
+            return 0;
+        };
+        let Some(ports) = load::<[u8; 4]>(&ctx, l4) else {
+            return 0;
+        };
+        let sport = u16::from_be_bytes([ports[0], ports[1]]);
+        let dport = u16::from_be_bytes([ports[2], ports[3]]);
+        let matched = cfg.flags & FLAG_ALL_TCP != 0
+            // SAFETY: the values are only tested for presence.
+            || unsafe { PORTS.get(&sport).is_some() || PORTS.get(&dport).is_some() };
+        if !matched {
+            return 0;
+        }
+        let wire_len = ctx.len();
+        count(Counter::Matched, 1);
+        count(Counter::MatchedBytes, u64::from(wire_len));
+        debug!(&ctx, "match {}:{} len {}", sport, dport, wire_len);
+        output(&ctx, cfg.snaplen, wire_len, ifindex, pkt_type, protocol_be);
         0
+    }
+
+    /// The offset of the TCP header, or `None` if this is not a matchable TCP packet.
+    #[inline(always)]
+    fn find_tcp(ctx: &SkBuffContext, flags: u32, skb_protocol: u16) -> Option<u32> {
+        let (ethertype, l3) = if flags & FLAG_NO_L2 != 0 {
+            let ethertype = match skb_protocol {
+                ETH_P_IP | ETH_P_IPV6 => skb_protocol,
+                _ => match load::<u8>(ctx, 0)? >> 4 {
+                    4 => ETH_P_IP,
+                    6 => ETH_P_IPV6,
+                    _ => return None,
+                },
+            };
+            (ethertype, 0)
+        } else {
+            let mut ethertype = load_be16(ctx, 12)?;
+            let mut l3 = 14;
+            // Up to two VLAN tags (802.1Q, QinQ). Tags the NIC stripped into skb->vlan_tci
+            // are not in the data and need no skipping.
+            if matches!(ethertype, ETH_P_8021Q | ETH_P_8021AD | ETH_P_QINQ1) {
+                ethertype = load_be16(ctx, l3 + 2)?;
+                l3 += 4;
+                if matches!(ethertype, ETH_P_8021Q | ETH_P_8021AD | ETH_P_QINQ1) {
+                    ethertype = load_be16(ctx, l3 + 2)?;
+                    l3 += 4;
+                }
+            }
+            (ethertype, l3)
+        };
+        match ethertype {
+            ETH_P_IP => ipv4_tcp(ctx, l3),
+            ETH_P_IPV6 => ipv6_tcp(ctx, l3),
+            _ => None,
+        }
+    }
+
+    #[inline(always)]
+    fn ipv4_tcp(ctx: &SkBuffContext, l3: u32) -> Option<u32> {
+        // version/IHL, TOS, total length, id, flags/fragment offset, TTL, protocol.
+        let h = load::<[u8; 10]>(ctx, l3)?;
+        if h[0] >> 4 != 4 {
+            return None;
+        }
+        let ihl = u32::from(h[0] & 0x0f) * 4;
+        if ihl < 20 {
+            return None;
+        }
+        if h[9] != IPPROTO_TCP {
+            return None;
+        }
+        let frag_offset = u16::from_be_bytes([h[6], h[7]]) & 0x1fff;
+        if frag_offset != 0 {
+            count(Counter::NonFirstFragment, 1);
+            return None;
+        }
+        Some(l3 + ihl)
+    }
+
+    #[inline(always)]
+    fn ipv6_tcp(ctx: &SkBuffContext, l3: u32) -> Option<u32> {
+        let first = load::<u8>(ctx, l3)?;
+        if first >> 4 != 6 {
+            return None;
+        }
+        let mut next = load::<u8>(ctx, l3 + 6)?;
+        let mut off = l3 + 40;
+        for _ in 0..MAX_IPV6_EXT {
+            match next {
+                IPPROTO_TCP => return Some(off),
+                // Hop-by-hop, routing, destination options: (len + 1) * 8 bytes.
+                0 | 43 | 60 => {
+                    let h = load::<[u8; 2]>(ctx, off)?;
+                    next = h[0];
+                    off += (u32::from(h[1]) + 1) * 8;
+                }
+                // Fragment: 8 bytes; only the first fragment has the TCP header.
+                44 => {
+                    let h = load::<[u8; 4]>(ctx, off)?;
+                    if u16::from_be_bytes([h[2], h[3]]) & 0xfff8 != 0 {
+                        count(Counter::NonFirstFragment, 1);
+                        return None;
+                    }
+                    next = h[0];
+                    off += 8;
+                }
+                // Authentication header: (len + 2) * 4 bytes.
+                51 => {
+                    let h = load::<[u8; 2]>(ctx, off)?;
+                    next = h[0];
+                    off += (u32::from(h[1]) + 2) * 4;
+                }
+                _ => return None,
+            }
+        }
+        (next == IPPROTO_TCP).then_some(off)
+    }
+
+    /// Copies the record into this CPU's scratch slot and outputs it.
+    #[inline(always)]
+    fn output(
+        ctx: &SkBuffContext,
+        snaplen: u32,
+        wire_len: u32,
+        ifindex: u32,
+        pkt_type: u32,
+        protocol_be: u16,
+    ) {
+        // SAFETY: a helper without preconditions.
+        let cpu = unsafe { bpf_get_smp_processor_id() };
+        let Some(slot) = SCRATCH.get_ptr_mut(cpu) else {
+            count(Counter::CopyFailed, 1);
+            return;
+        };
+        let slot = slot.cast::<u8>();
+        let mut cap_len = wire_len;
+        if cap_len > snaplen {
+            cap_len = snaplen;
+            count(Counter::Truncated, 1);
+        }
+        // The bound the verifier needs to see on the helper's size argument: 1..=MAX_SNAPLEN.
+        if cap_len == 0 || cap_len > MAX_SNAPLEN {
+            count(Counter::CopyFailed, 1);
+            return;
+        }
+        let header = RecordHeader {
+            // SAFETY: a helper without preconditions.
+            ts_mono_ns: unsafe { bpf_ktime_get_ns() },
+            wire_len,
+            cap_len,
+            ifindex,
+            pkt_type: pkt_type as u16,
+            protocol_be,
+        };
+        // SAFETY: `slot` is a map value of SCRATCH_LEN bytes; the header fits at its start
+        // (write_unaligned: map values are 8-aligned anyway, but say nothing about it).
+        unsafe { slot.cast::<RecordHeader>().write_unaligned(header) };
+        // SAFETY: RecordHeader::LEN + cap_len <= SCRATCH_LEN by the bound above.
+        let ret = unsafe {
+            bpf_skb_load_bytes(
+                ctx.skb.skb.cast(),
+                0,
+                slot.add(RecordHeader::LEN).cast(),
+                cap_len,
+            )
+        };
+        if ret != 0 {
+            count(Counter::CopyFailed, 1);
+            return;
+        }
+        // SAFETY: the first RecordHeader::LEN + cap_len bytes of the slot were just written.
+        let record =
+            unsafe { core::slice::from_raw_parts(slot, RecordHeader::LEN + cap_len as usize) };
+        if RECORDS.output::<[u8]>(record, 0).is_err() {
+            count(Counter::RingFull, 1);
+        }
     }
 
     #[panic_handler]

@@ -1,5 +1,52 @@
 //! Live capture: the eBPF socket filter selects packets in the kernel and hands them to
 //! userspace through a BPF ring buffer.
+//!
+//! [`LiveSource::open`] loads the embedded program, fills its `PORTS` and `CONFIG` maps,
+//! opens an AF_PACKET socket with protocol 0 (so it receives nothing yet), attaches the
+//! filter, and only then binds the socket to the device with `ETH_P_ALL`: no unfiltered
+//! packet is ever queued. The filter returns 0, so the socket itself never receives
+//! anything; matched packets travel through the `RECORDS` ring buffer, which a
+//! current-thread tokio runtime inside the source waits on (`AsyncFd`).
+//!
+//! Stopping (Ctrl-C, SIGTERM, or [`StopHandle::stop`]) closes the socket first. Closing an
+//! AF_PACKET socket waits for an RCU grace period (`synchronize_net`), so every filter run
+//! has finished and every record is in the ring; the source then drains the ring and ends.
+//! That is why, at the end, `matched == delivered + ring_full + copy_failed` holds exactly.
+
+use std::{
+    io,
+    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use aya::{
+    Ebpf, EbpfError, EbpfLoader,
+    maps::{Array, HashMap, MapData, MapError, PerCpuArray, RingBuf},
+    programs::{ProgramError, SocketFilter},
+};
+use sniffer_ebpf::{Counter, RecordHeader, names};
+use tokio::{
+    io::{Interest, unix::AsyncFd},
+    signal::unix::SignalKind,
+};
+
+use super::{CaptureError, Frame, KernelCounters, LinkType, PacketSource, SourceStats, Timestamp};
+use crate::config::LiveConfig;
+
+/// The kernel program, built by `build.rs` (empty when built with `AYA_BUILD_SKIP=1`).
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sniffer"));
+
+/// `ARPHRD_RAWIP` from `<linux/if_arp.h>` (not in the libc crate).
+const ARPHRD_RAWIP: u16 = 519;
+/// `ARPHRD_IP6GRE` from `<linux/if_arp.h>` (not in the libc crate).
+const ARPHRD_IP6GRE: u16 = 823;
+
+/// How long a wait for ring-buffer data lasts before the stop flag is looked at again.
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Live capture could not start or went wrong.
 #[derive(Debug, thiserror::Error)]
@@ -10,4 +57,698 @@ pub enum LiveError {
         /// The name given.
         iface: String,
     },
+    /// The kernel said no: not root, or a capability is missing.
+    #[error(
+        "permission denied while {what}: run as root, or grant CAP_BPF and CAP_NET_RAW \
+         (e.g. `sudo setcap cap_bpf,cap_net_raw+ep $(which sniffer)`)"
+    )]
+    NotPermitted {
+        /// The step that failed.
+        what: &'static str,
+        /// The kernel's answer.
+        #[source]
+        source: io::Error,
+    },
+    /// The kernel cannot create a BPF ring buffer (Linux before 5.8).
+    #[error(
+        "this kernel ({release}) has no BPF ring buffer, which live capture needs: \
+         use Linux 5.8 or newer, or capture with tcpdump and read the dump with -r"
+    )]
+    NoRingBuffer {
+        /// `uname -r`.
+        release: String,
+        /// The map creation error.
+        #[source]
+        source: io::Error,
+    },
+    /// The binary was built without its eBPF program.
+    #[error(
+        "this sniffer was built without its eBPF program (AYA_BUILD_SKIP=1 was set): \
+         rebuild without it, e.g. `cargo xtask build` (run `cargo xtask setup` first if \
+         bpf-linker or the nightly rust-src are missing)"
+    )]
+    ObjectMissing,
+    /// The kernel verifier refused the program.
+    #[error(
+        "the kernel refused the eBPF program ({source}); the verifier log is printed with \
+         RUST_LOG=debug. This is a bug in sniffer: please report it with `uname -r`"
+    )]
+    Rejected {
+        /// The verifier's log.
+        log: String,
+        /// The load error.
+        #[source]
+        source: io::Error,
+    },
+    /// Loading the object failed for another reason.
+    #[error("loading the eBPF object failed: {source}")]
+    Load {
+        /// aya's error.
+        #[source]
+        source: EbpfError,
+    },
+    /// A map of the object could not be used.
+    #[error("eBPF map {name}: {source}")]
+    Map {
+        /// The map's name.
+        name: &'static str,
+        /// aya's error.
+        #[source]
+        source: MapError,
+    },
+    /// The program could not be attached.
+    #[error("attaching the filter to the capture socket: {source}")]
+    Attach {
+        /// aya's error.
+        #[source]
+        source: ProgramError,
+    },
+    /// The device's link layer is not one this program can parse.
+    #[error(
+        "{iface}: link type ARPHRD {arphrd} is not supported (supported: Ethernet, loopback, \
+         and raw-IP devices such as tun and wireguard)"
+    )]
+    UnsupportedLink {
+        /// The device.
+        iface: String,
+        /// Its `ARPHRD_*` type.
+        arphrd: u16,
+    },
+    /// A socket or runtime call failed.
+    #[error("{what} ({iface}): {source}")]
+    Os {
+        /// The step that failed.
+        what: &'static str,
+        /// The device.
+        iface: String,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl LiveError {
+    fn os(what: &'static str, iface: &str, source: io::Error) -> Self {
+        if is_permission(&source) {
+            Self::NotPermitted { what, source }
+        } else {
+            Self::Os {
+                what,
+                iface: iface.to_owned(),
+                source,
+            }
+        }
+    }
+}
+
+fn is_permission(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES))
+}
+
+/// Stops a [`LiveSource`] from another thread: the source closes its socket, drains what
+/// the kernel already queued, and then `next_frame` returns `Ok(None)`.
+#[derive(Clone, Debug)]
+pub struct StopHandle(Arc<StopState>);
+
+#[derive(Debug, Default)]
+struct StopState {
+    stop: AtomicBool,
+}
+
+impl StopHandle {
+    /// Ask the source to stop; it notices within [`POLL_INTERVAL`].
+    pub fn stop(&self) {
+        self.0.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Where the source is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// The socket is open; records keep arriving.
+    Running,
+    /// The socket is closed; what is left in the ring is being delivered.
+    Draining,
+    /// Everything was delivered.
+    Done,
+}
+
+/// A live device as a [`PacketSource`].
+///
+/// Invariants: while `phase` is `Running`, `socket` is `Some` and the filter is attached to
+/// it; once `Draining`, `socket` is `None`, so no new record can enter the ring.
+pub struct LiveSource {
+    runtime: tokio::runtime::Runtime,
+    ring: AsyncFd<RingBuf<MapData>>,
+    counters: PerCpuArray<MapData, u64>,
+    logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
+    socket: Option<OwnedFd>,
+    sigint: tokio::signal::unix::Signal,
+    sigterm: tokio::signal::unix::Signal,
+    stop: StopHandle,
+    phase: Phase,
+    link_type: LinkType,
+    /// CLOCK_REALTIME − CLOCK_MONOTONIC, in nanoseconds, sampled at open.
+    mono_to_wall_ns: i128,
+    /// The current frame's bytes.
+    buf: Vec<u8>,
+    stats: SourceStats,
+    /// Kept last: the program and its maps live as long as the source.
+    _ebpf: Ebpf,
+}
+
+impl std::fmt::Debug for LiveSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveSource")
+            .field("phase", &self.phase)
+            .field("link_type", &self.link_type)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LiveSource {
+    /// Start capturing on `config.iface`.
+    ///
+    /// # Errors
+    /// See [`LiveError`]: each variant names the cause and the fix.
+    pub fn open(config: &LiveConfig) -> Result<Self, LiveError> {
+        if EBPF_OBJECT.is_empty() {
+            return Err(LiveError::ObjectMissing);
+        }
+        let iface = config.iface.as_str();
+        let (ifindex, arphrd) = device(iface)?;
+        let (link_type, l2_flags) = match arphrd {
+            libc::ARPHRD_ETHER => (LinkType::Ethernet, 0),
+            // `lo` carries an all-zero Ethernet header, and shows each packet twice
+            // (outgoing, then incoming): keep one copy, as libpcap does.
+            libc::ARPHRD_LOOPBACK => (LinkType::Ethernet, sniffer_ebpf::FLAG_SKIP_OUTGOING),
+            libc::ARPHRD_NONE
+            | ARPHRD_RAWIP
+            | libc::ARPHRD_TUNNEL
+            | libc::ARPHRD_TUNNEL6
+            | libc::ARPHRD_SIT
+            | libc::ARPHRD_IPGRE
+            | ARPHRD_IP6GRE => (LinkType::Raw, sniffer_ebpf::FLAG_NO_L2),
+            other => {
+                return Err(LiveError::UnsupportedLink {
+                    iface: iface.to_owned(),
+                    arphrd: other,
+                });
+            }
+        };
+        let flags = l2_flags
+            | if config.all_tcp {
+                sniffer_ebpf::FLAG_ALL_TCP
+            } else {
+                0
+            };
+
+        let ebpf = load(config)?;
+        let mut ebpf = ebpf;
+        let logger = if log::max_level() >= log::LevelFilter::Debug {
+            match aya_log::EbpfLogger::init(&mut ebpf) {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    log::warn!("eBPF logging unavailable: {e}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+
+        fill_maps(&mut ebpf, config, flags)?;
+        let counters = take_map::<PerCpuArray<MapData, u64>>(&mut ebpf, names::COUNTERS)?;
+        let ring = take_map::<RingBuf<MapData>>(&mut ebpf, names::RECORDS)?;
+
+        let program: &mut SocketFilter = ebpf
+            .program_mut(names::PROGRAM)
+            .ok_or(LiveError::Load {
+                source: EbpfError::ProgramError(ProgramError::InvalidName {
+                    name: names::PROGRAM.to_owned(),
+                }),
+            })?
+            .try_into()
+            .map_err(|source| LiveError::Attach { source })?;
+        program.load().map_err(|e| match e {
+            ProgramError::LoadError {
+                io_error,
+                verifier_log,
+            } => {
+                if io_error.raw_os_error() == Some(libc::EPERM) {
+                    LiveError::NotPermitted {
+                        what: "loading the eBPF program",
+                        source: io_error,
+                    }
+                } else {
+                    let log = verifier_log.to_string();
+                    log::debug!("verifier log:\n{log}");
+                    LiveError::Rejected {
+                        log,
+                        source: io_error,
+                    }
+                }
+            }
+            source => LiveError::Attach { source },
+        })?;
+
+        // Protocol 0: the socket receives nothing until bound with a protocol.
+        // SAFETY: plain socket(2).
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return Err(LiveError::os(
+                "opening an AF_PACKET socket",
+                iface,
+                io::Error::last_os_error(),
+            ));
+        }
+        // SAFETY: a fresh descriptor we own.
+        let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+        program
+            .attach(&socket)
+            .map_err(|source| LiveError::Attach { source })?;
+        bind(&socket, ifindex).map_err(|e| LiveError::os("binding to the device", iface, e))?;
+
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|e| LiveError::os("starting the tokio runtime", iface, e))?;
+        let (ring, sigint, sigterm) = {
+            let _guard = runtime.enter();
+            // SAFETY: the RingBuf owns its map's descriptor and keeps it open and unchanged
+            // for as long as it lives, which is as long as the AsyncFd owning it.
+            let ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+                .map_err(|e| LiveError::os("polling the ring buffer", iface, e.into_parts().1))?;
+            let sigint = tokio::signal::unix::signal(SignalKind::interrupt())
+                .map_err(|e| LiveError::os("handling Ctrl-C", iface, e))?;
+            let sigterm = tokio::signal::unix::signal(SignalKind::terminate())
+                .map_err(|e| LiveError::os("handling SIGTERM", iface, e))?;
+            (ring, sigint, sigterm)
+        };
+        log::debug!(
+            "capturing on {iface} (ifindex {ifindex}, ARPHRD {arphrd}, {link_type:?}, flags {flags:#x})"
+        );
+        Ok(Self {
+            runtime,
+            ring,
+            counters,
+            logger,
+            socket: Some(socket),
+            sigint,
+            sigterm,
+            stop: StopHandle(Arc::default()),
+            phase: Phase::Running,
+            link_type,
+            mono_to_wall_ns: mono_to_wall_offset(),
+            buf: Vec::with_capacity(sniffer_ebpf::MAX_SNAPLEN as usize),
+            stats: SourceStats::default(),
+            _ebpf: ebpf,
+        })
+    }
+
+    /// A handle that stops this source from another thread.
+    pub fn stop_handle(&self) -> StopHandle {
+        self.stop.clone()
+    }
+
+    /// The link type of every frame this source yields.
+    pub fn link_type(&self) -> LinkType {
+        self.link_type
+    }
+
+    /// The kernel program's counters, summed over CPUs.
+    ///
+    /// # Errors
+    /// Reading the counter map failed.
+    pub fn kernel_counters(&self) -> Result<KernelCounters, LiveError> {
+        let mut sums = [0_u64; Counter::COUNT as usize];
+        for c in Counter::ALL {
+            let values = self
+                .counters
+                .get(&(c as u32), 0)
+                .map_err(|source| LiveError::Map {
+                    name: names::COUNTERS,
+                    source,
+                })?;
+            sums[c as usize] = values.iter().sum();
+        }
+        Ok(KernelCounters {
+            seen: sums[Counter::Seen as usize],
+            matched: sums[Counter::Matched as usize],
+            matched_bytes: sums[Counter::MatchedBytes as usize],
+            ring_full: sums[Counter::RingFull as usize],
+            copy_failed: sums[Counter::CopyFailed as usize],
+            truncated: sums[Counter::Truncated as usize],
+            non_first_fragment: sums[Counter::NonFirstFragment as usize],
+        })
+    }
+
+    /// Close the socket (no new records), and start delivering what is left.
+    fn begin_drain(&mut self) {
+        // Closing waits (synchronize_net in packet_release) until no filter run is in
+        // flight, so the ring holds every record there will be.
+        self.socket = None;
+        self.phase = Phase::Draining;
+        log::debug!("live capture stopping: draining the ring buffer");
+    }
+
+    /// Waits until the ring may have data, a stop is requested, or the poll interval ends.
+    fn wait(&mut self) {
+        let Self {
+            runtime,
+            ring,
+            sigint,
+            sigterm,
+            ..
+        } = self;
+        let stop_requested = runtime.block_on(async {
+            tokio::select! {
+                ready = ring.readable() => {
+                    if let Ok(mut guard) = ready {
+                        // The caller drains until empty next, so clearing here loses nothing.
+                        guard.clear_ready();
+                    }
+                    false
+                }
+                _ = sigint.recv() => true,
+                _ = sigterm.recv() => true,
+                () = tokio::time::sleep(POLL_INTERVAL) => false,
+            }
+        });
+        if stop_requested {
+            self.stop.0.stop.store(true, Ordering::SeqCst);
+        }
+        if let Some(logger) = &mut self.logger {
+            logger.flush();
+        }
+    }
+}
+
+impl PacketSource for LiveSource {
+    fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
+        loop {
+            if self.phase == Phase::Running && self.stop.0.stop.load(Ordering::SeqCst) {
+                self.begin_drain();
+            }
+            if let Some(item) = self.ring.get_mut().next() {
+                let record: &[u8] = &item;
+                let Some((head, data)) = record.split_at_checked(RecordHeader::LEN) else {
+                    continue;
+                };
+                // SAFETY: RecordHeader is repr(C) plain old data and `head` is exactly its size.
+                let header: RecordHeader =
+                    unsafe { head.as_ptr().cast::<RecordHeader>().read_unaligned() };
+                let cap = (header.cap_len as usize).min(data.len());
+                self.buf.clear();
+                self.buf.extend_from_slice(&data[..cap]);
+                drop(item);
+                let wall = i128::from(header.ts_mono_ns) + self.mono_to_wall_ns;
+                let ts = Timestamp(u64::try_from(wall).unwrap_or(0));
+                self.stats.frames += 1;
+                self.stats.bytes += cap as u64;
+                if (cap as u64) < u64::from(header.wire_len) {
+                    self.stats.truncated += 1;
+                }
+                return Ok(Some(Frame {
+                    ts,
+                    link_type: self.link_type,
+                    data: &self.buf,
+                    orig_len: header.wire_len,
+                }));
+            }
+            match self.phase {
+                Phase::Running => self.wait(),
+                Phase::Draining => {
+                    self.phase = Phase::Done;
+                    if let Some(logger) = &mut self.logger {
+                        logger.flush();
+                    }
+                    return Ok(None);
+                }
+                Phase::Done => return Ok(None),
+            }
+        }
+    }
+
+    fn stats(&self) -> SourceStats {
+        let mut stats = self.stats.clone();
+        match self.kernel_counters() {
+            Ok(k) => stats.kernel = Some(k),
+            Err(e) => log::warn!("{e}"),
+        }
+        stats
+    }
+}
+
+/// The device's ifindex and ARPHRD type, looked up in the calling thread's network
+/// namespace (sysfs would show the mount namespace's view instead).
+fn device(iface: &str) -> Result<(u32, u16), LiveError> {
+    let no_such = || LiveError::NoSuchDevice {
+        iface: iface.to_owned(),
+    };
+    if iface.is_empty() || iface.len() >= libc::IFNAMSIZ || iface.contains(['/', '\0']) {
+        return Err(no_such());
+    }
+    // SAFETY: plain socket(2); closed by OwnedFd.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(LiveError::os(
+            "opening a socket to query the device",
+            iface,
+            io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: a fresh descriptor we own.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: all-zero is a valid ifreq.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, &src) in req.ifr_name.iter_mut().zip(iface.as_bytes()) {
+        *dst = src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFINDEX reads ifr_name and writes ifr_ifindex of a valid ifreq.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFINDEX, &raw mut req) } < 0 {
+        let e = io::Error::last_os_error();
+        return Err(if e.raw_os_error() == Some(libc::ENODEV) {
+            no_such()
+        } else {
+            LiveError::os("looking up the device", iface, e)
+        });
+    }
+    // SAFETY: written by the ioctl above.
+    let ifindex = unsafe { req.ifr_ifru.ifru_ifindex };
+    // SAFETY: SIOCGIFHWADDR reads ifr_name and writes ifr_hwaddr.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFHWADDR, &raw mut req) } < 0 {
+        let e = io::Error::last_os_error();
+        return Err(if e.raw_os_error() == Some(libc::ENODEV) {
+            no_such()
+        } else {
+            LiveError::os("looking up the device's link type", iface, e)
+        });
+    }
+    // SAFETY: written by the ioctl above.
+    let arphrd = unsafe { req.ifr_ifru.ifru_hwaddr.sa_family };
+    Ok((ifindex as u32, arphrd))
+}
+
+fn load(config: &LiveConfig) -> Result<Ebpf, LiveError> {
+    let cpus = aya::util::nr_cpus().map_err(|(what, source)| LiveError::Os {
+        what,
+        iface: config.iface.clone(),
+        source,
+    })?;
+    let log_level = log::max_level() as u8;
+    let ports = u32::try_from(config.ports.len().max(1)).unwrap_or(u32::MAX);
+    EbpfLoader::new()
+        .map_max_entries(names::RECORDS, config.ring_bytes)
+        .map_max_entries(names::SCRATCH, u32::try_from(cpus).unwrap_or(u32::MAX))
+        .map_max_entries(names::PORTS, ports)
+        .override_global(aya_log::LEVEL, &log_level, false)
+        .load(EBPF_OBJECT)
+        .map_err(|e| match e {
+            EbpfError::MapError(MapError::CreateError { name, io_error }) => {
+                if is_permission(&io_error) {
+                    LiveError::NotPermitted {
+                        what: "creating eBPF maps",
+                        source: io_error,
+                    }
+                } else if name == names::RECORDS && io_error.raw_os_error() == Some(libc::EINVAL) {
+                    LiveError::NoRingBuffer {
+                        release: kernel_release(),
+                        source: io_error,
+                    }
+                } else {
+                    LiveError::Load {
+                        source: EbpfError::MapError(MapError::CreateError { name, io_error }),
+                    }
+                }
+            }
+            source => LiveError::Load { source },
+        })
+}
+
+fn fill_maps(ebpf: &mut Ebpf, config: &LiveConfig, flags: u32) -> Result<(), LiveError> {
+    let map_err = |name| move |source| LiveError::Map { name, source };
+    let mut ports: HashMap<_, u16, u8> = HashMap::try_from(
+        ebpf.map_mut(names::PORTS)
+            .ok_or(MapError::InvalidName {
+                name: names::PORTS.to_owned(),
+            })
+            .map_err(map_err(names::PORTS))?,
+    )
+    .map_err(map_err(names::PORTS))?;
+    for &port in &config.ports {
+        ports.insert(port, 1, 0).map_err(map_err(names::PORTS))?;
+    }
+    let mut cfg: Array<_, sniffer_ebpf::Config> = Array::try_from(
+        ebpf.map_mut(names::CONFIG)
+            .ok_or(MapError::InvalidName {
+                name: names::CONFIG.to_owned(),
+            })
+            .map_err(map_err(names::CONFIG))?,
+    )
+    .map_err(map_err(names::CONFIG))?;
+    cfg.set(
+        0,
+        sniffer_ebpf::Config {
+            snaplen: config.snaplen,
+            flags,
+        },
+        0,
+    )
+    .map_err(map_err(names::CONFIG))?;
+    Ok(())
+}
+
+fn take_map<M>(ebpf: &mut Ebpf, name: &'static str) -> Result<M, LiveError>
+where
+    M: TryFrom<aya::maps::Map, Error = MapError>,
+{
+    let map = ebpf.take_map(name).ok_or_else(|| LiveError::Map {
+        name,
+        source: MapError::InvalidName {
+            name: name.to_owned(),
+        },
+    })?;
+    M::try_from(map).map_err(|source| LiveError::Map { name, source })
+}
+
+/// `bind(2)` the packet socket to the device, for all protocols.
+fn bind(socket: &OwnedFd, ifindex: u32) -> io::Result<()> {
+    // SAFETY: all-zero is a valid sockaddr_ll.
+    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    addr.sll_family = libc::AF_PACKET as u16;
+    addr.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
+    addr.sll_ifindex = ifindex as i32;
+    // SAFETY: a valid sockaddr_ll and its size.
+    let ret = unsafe {
+        libc::bind(
+            socket.as_raw_fd(),
+            (&raw const addr).cast(),
+            size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn clock_ns(clock: libc::clockid_t) -> i128 {
+    // SAFETY: all-zero is a valid timespec; clock_gettime fills it.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid clock id and pointer.
+    unsafe { libc::clock_gettime(clock, &raw mut ts) };
+    i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
+}
+
+/// CLOCK_REALTIME − CLOCK_MONOTONIC: the monotonic reading bracketed by two wall-clock
+/// readings, best of a few tries (the tightest bracket).
+fn mono_to_wall_offset() -> i128 {
+    (0..5)
+        .map(|_| {
+            let r1 = clock_ns(libc::CLOCK_REALTIME);
+            let m = clock_ns(libc::CLOCK_MONOTONIC);
+            let r2 = clock_ns(libc::CLOCK_REALTIME);
+            (r2 - r1, (r1 + r2) / 2 - m)
+        })
+        .min_by_key(|&(spread, _)| spread)
+        .map_or(0, |(_, offset)| offset)
+}
+
+fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map_or_else(|_| "unknown".to_owned(), |s| s.trim().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_device_is_no_such_device() {
+        let err = device("nosuchdev0xyz").unwrap_err();
+        assert!(
+            matches!(err, LiveError::NoSuchDevice { ref iface } if iface == "nosuchdev0xyz"),
+            "{err:?}"
+        );
+        assert!(matches!(
+            device("a-name-far-too-long-for-linux").unwrap_err(),
+            LiveError::NoSuchDevice { .. }
+        ));
+    }
+
+    #[test]
+    fn loopback_is_known() {
+        let (ifindex, arphrd) = device("lo").unwrap();
+        assert!(ifindex >= 1);
+        assert_eq!(arphrd, libc::ARPHRD_LOOPBACK);
+    }
+
+    #[test]
+    fn wall_offset_is_plausible() {
+        let off = mono_to_wall_offset();
+        let wall = clock_ns(libc::CLOCK_REALTIME);
+        // The epoch of CLOCK_MONOTONIC is boot: the offset is the boot time, in the past.
+        assert!(off > 0 && off < wall, "{off} {wall}");
+    }
+}
+
+#[cfg(test)]
+mod load_tests {
+    use super::*;
+
+    /// Loads the real program (so the verifier runs) and captures one loopback connection.
+    #[test]
+    fn verifier_accepts_and_loopback_is_captured() {
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut src = LiveSource::open(&LiveConfig {
+            iface: "lo".into(),
+            ports: vec![port],
+            all_tcp: false,
+            snaplen: 65536,
+            ring_bytes: 1 << 20,
+        })
+        .unwrap();
+        let c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        drop(c);
+        drop(listener.accept().unwrap());
+        std::thread::sleep(Duration::from_millis(50));
+        src.stop_handle().stop();
+        let mut n = 0;
+        while let Some(f) = src.next_frame().unwrap() {
+            assert_eq!(f.link_type, LinkType::Ethernet);
+            n += 1;
+        }
+        let k = src.kernel_counters().unwrap();
+        eprintln!("{n} frames, {k:?}");
+        assert!(n >= 3);
+        assert_eq!(k.matched, n);
+    }
 }
