@@ -119,6 +119,18 @@ impl Frame<'_> {
     }
 }
 
+/// Open the configured input as a packet source.
+///
+/// # Errors
+/// A capture file that cannot be opened or whose header is damaged, or a live device that
+/// cannot be opened.
+pub fn open(input: &crate::config::Input) -> Result<Box<dyn PacketSource>, CaptureError> {
+    match input {
+        crate::config::Input::Files(paths) => Ok(Box::new(file::FileSource::open(paths)?)),
+        crate::config::Input::Live(live) => Ok(Box::new(live::LiveSource::open(live)?)),
+    }
+}
+
 /// A source of frames: a live device or capture files.
 pub trait PacketSource {
     /// The next frame, or `None` at the end (end of file, or Ctrl-C on a live device).
