@@ -761,17 +761,29 @@ impl State {
             }
             Block::InterfaceDescription(idb) => {
                 let if_id = self.interfaces.len();
-                let units = idb
-                    .ts_resolution()
-                    .filter(|&u| u > 0)
-                    .ok_or(Damage::BadTsresol {
-                        if_id,
-                        tsresol: idb.if_tsresol,
-                    })?;
+                let units = tsresol_units(idb.if_tsresol).ok_or(Damage::BadTsresol {
+                    if_id,
+                    tsresol: idb.if_tsresol,
+                })?;
+                // pcap-parser reads if_tsoffset as little endian whatever the section's
+                // byte order: read it here.
+                let big_endian = matches!(self.format, Format::PcapNg { big_endian: true });
+                let offset_secs = idb
+                    .options
+                    .iter()
+                    .find(|o| o.code == pcap_parser::OptionCode::IfTsoffset)
+                    .and_then(|o| <[u8; 8]>::try_from(o.value.get(..8)?).ok())
+                    .map_or(0, |b| {
+                        if big_endian {
+                            i64::from_be_bytes(b)
+                        } else {
+                            i64::from_le_bytes(b)
+                        }
+                    });
                 self.interfaces.push(Interface {
                     link_type: LinkType::from_linktype((idb.linktype.0 as u32) & 0xffff),
                     units,
-                    offset_secs: idb.if_tsoffset,
+                    offset_secs,
                 });
                 Ok(None)
             }
@@ -838,6 +850,17 @@ enum Step {
     ReadError,
     /// The parser rejected the record.
     Rejected,
+}
+
+/// Timestamp units per second from `if_tsresol`: 10^n, or 2^n with the top bit set.
+/// (pcap-parser 0.17's `build_ts_resolution` rejects every binary resolution.)
+fn tsresol_units(tsresol: u8) -> Option<u64> {
+    let n = u32::from(tsresol & 0x7f);
+    if tsresol & 0x80 == 0 {
+        10u64.checked_pow(n)
+    } else {
+        1u64.checked_shl(n).filter(|_| n < 64)
+    }
 }
 
 /// Time in `units` per second since the epoch (plus `offset_secs`) as a [`Timestamp`].
