@@ -1,1 +1,713 @@
 //! Saving HTTP bodies as files: MIME filter, safe names, streaming writes, index.jsonl.
+//!
+//! [`Extractor`] is an [`HttpListener`]. For each response whose media type matches a
+//! glob (or every response with `all`), it creates a file in the output directory when
+//! the head arrives and writes the body as it streams by, so memory does not grow with
+//! the body. When the transaction is over it appends one line to `DIR/index.jsonl`
+//! ([`IndexEntry`]).
+//!
+//! Safety of the file system:
+//! - names come from [`naming`] only (stream, transaction, sanitised last segment, MIME
+//!   extension), never from Host or the raw URI;
+//! - files are created with `openat(dirfd, name, O_CREAT | O_EXCL | O_NOFOLLOW)`: inside
+//!   the directory opened at start, never following a symlink, never overwriting (an
+//!   existing name gets a `~N` suffix instead).
+//!
+//! Content-coded bodies are written decoded; the raw bytes go to a sidecar file that is
+//! removed when decoding succeeds and kept (as the saved file, with a note) when it fails.
+//! A gap is written as zero bytes so offsets stay true, and the entry says
+//! `complete: false` with the gap ranges: the padding is never silent.
+//! 206 responses are saved with their range; once the parts of one resource (same URL,
+//! validator and length) cover it from 0 to its end, they are merged into one more file.
+
+pub mod naming;
+
+use std::{
+    collections::HashMap,
+    ffi::CString,
+    fs::File,
+    io::{self, BufWriter, Read as _, Write as _},
+    os::fd::{AsRawFd as _, FromRawFd as _},
+    path::{Path, PathBuf},
+};
+
+use sha2::{Digest as _, Sha256};
+
+use crate::http::{BodyEvent, ContentRange, HttpListener, Transaction, parser::Framing};
+
+/// What to save, and where.
+#[derive(Clone, Debug)]
+pub struct ExtractConfig {
+    /// Output directory (created if missing).
+    pub dir: PathBuf,
+    /// Media types to save (lower-case globs such as `audio/*`).
+    pub globs: Vec<glob::Pattern>,
+    /// Save every body whatever its type.
+    pub all: bool,
+}
+
+/// Why extraction could not start or a file could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    /// The output directory could not be created or opened.
+    #[error("output directory {dir}: {source}")]
+    Dir {
+        /// The directory.
+        dir: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// A file in the output directory could not be created or written.
+    #[error("{dir}/{name}: {source}")]
+    File {
+        /// The directory.
+        dir: PathBuf,
+        /// The file's name.
+        name: String,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// One line of `index.jsonl`: a saved file and where it came from.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct IndexEntry {
+    /// Stream index.
+    pub stream: u64,
+    /// Transaction number within the stream.
+    pub transaction: u64,
+    /// Response time, `SECONDS.MICROS`.
+    pub time: String,
+    /// Request method (`-` when the request was not seen).
+    pub method: String,
+    /// Request URL (`None` when the request was not seen).
+    pub url: Option<String>,
+    /// Response status.
+    pub status: u16,
+    /// Media type.
+    pub content_type: Option<String>,
+    /// `Content-Encoding` as sent.
+    pub content_encoding: Option<String>,
+    /// The request's `Range` header.
+    pub range: Option<String>,
+    /// The response's `Content-Range` header.
+    pub content_range: Option<String>,
+    /// Bytes in the file.
+    pub size: u64,
+    /// sha256 of the file, hex.
+    pub sha256: String,
+    /// File name inside the output directory.
+    pub file: String,
+    /// The file holds the whole body, exactly as sent (decoded if it was content-coded).
+    pub complete: bool,
+    /// `[start, end)` byte ranges of the file that are zero padding for lost bytes;
+    /// `end` is null when the true end is unknown.
+    pub gaps: Vec<(u64, Option<u64>)>,
+    /// Anything else worth knowing (decoding failures, truncation, merges).
+    pub notes: Vec<String>,
+    /// For a file merged from 206 parts: the part files, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<String>,
+}
+
+/// What the extractor counted.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ExtractStats {
+    /// Files saved (index lines written), merged files included.
+    pub saved: u64,
+    /// Saved files marked incomplete.
+    pub incomplete: u64,
+    /// Files merged from 206 parts.
+    pub merged: u64,
+    /// Bodies kept raw because decoding failed.
+    pub kept_raw: u64,
+    /// Bodies wanted but refused as malformed (not saved).
+    pub refused: u64,
+    /// Files that could not be created or written.
+    pub write_errors: u64,
+    /// Bytes written to saved files.
+    pub bytes: u64,
+}
+
+/// A file being written with its running hash.
+struct Sink {
+    name: String,
+    file: BufWriter<File>,
+    hasher: Sha256,
+    len: u64,
+}
+
+impl Sink {
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        if offset > self.len {
+            self.pad(offset - self.len)?;
+        }
+        let skip = (self.len - offset).min(bytes.len() as u64) as usize;
+        let bytes = &bytes[skip..];
+        self.file.write_all(bytes)?;
+        self.hasher.update(bytes);
+        self.len += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn pad(&mut self, mut n: u64) -> io::Result<()> {
+        const ZEROS: [u8; 8192] = [0; 8192];
+        while n > 0 {
+            let k = n.min(ZEROS.len() as u64) as usize;
+            self.file.write_all(&ZEROS[..k])?;
+            self.hasher.update(&ZEROS[..k]);
+            self.len += k as u64;
+            n -= k as u64;
+        }
+        Ok(())
+    }
+}
+
+/// A body being saved.
+struct OpenBody {
+    /// Decoded body (or the body itself when not content-coded).
+    main: Sink,
+    /// Raw content-coded bytes, while decoding might still fail.
+    raw: Option<Sink>,
+    decode_failed: Option<String>,
+    error: Option<String>,
+}
+
+/// A complete 206 part of some resource.
+struct Part {
+    first: u64,
+    last: u64,
+    name: String,
+}
+
+/// Saves wanted bodies as files and indexes them.
+pub struct Extractor {
+    config: ExtractConfig,
+    dir: File,
+    index: File,
+    open: HashMap<(u64, u64), OpenBody, foldhash::fast::RandomState>,
+    /// 206 parts by (URL, validator, complete length).
+    parts: HashMap<(String, String, u64), Vec<Part>>,
+    stats: ExtractStats,
+    last: Option<IndexEntry>,
+}
+
+const BUF: usize = 64 * 1024;
+
+/// `openat(dir, name)` creating a new file: never follows a symlink, never overwrites.
+fn create_in(dir: &File, name: &str, append: bool) -> io::Result<File> {
+    if !naming::is_safe(name) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("unsafe file name {name:?}"),
+        ));
+    }
+    let c = CString::new(name).map_err(io::Error::other)?;
+    let flags = libc::O_WRONLY
+        | libc::O_CREAT
+        | libc::O_NOFOLLOW
+        | libc::O_CLOEXEC
+        | if append { libc::O_APPEND } else { libc::O_EXCL };
+    // SAFETY: `c` is a valid NUL-terminated string and `dir` an open directory for the
+    // duration of the call; the returned descriptor is owned by the File below.
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), c.as_ptr(), flags, 0o644 as libc::c_uint) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor nobody else owns.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+/// Open `name` in `dir` for reading, not following symlinks.
+fn open_in(dir: &File, name: &str) -> io::Result<File> {
+    let c = CString::new(name).map_err(io::Error::other)?;
+    // SAFETY: as in `create_in`.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor nobody else owns.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+fn remove_in(dir: &File, name: &str) -> io::Result<()> {
+    let c = CString::new(name).map_err(io::Error::other)?;
+    // SAFETY: as in `create_in`.
+    if unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+impl Extractor {
+    /// Create (if needed) and open the output directory and its `index.jsonl`.
+    ///
+    /// # Errors
+    /// The directory or the index cannot be created or opened.
+    pub fn new(config: ExtractConfig) -> Result<Self, ExtractError> {
+        let dir_err = |source| ExtractError::Dir {
+            dir: config.dir.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&config.dir).map_err(dir_err)?;
+        let dir = File::open(&config.dir).map_err(dir_err)?;
+        if !dir.metadata().map_err(dir_err)?.is_dir() {
+            return Err(dir_err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                "not a directory",
+            )));
+        }
+        let index = create_in(&dir, "index.jsonl", true).map_err(|source| ExtractError::File {
+            dir: config.dir.clone(),
+            name: "index.jsonl".into(),
+            source,
+        })?;
+        Ok(Self {
+            config,
+            dir,
+            index,
+            open: HashMap::default(),
+            parts: HashMap::new(),
+            stats: ExtractStats::default(),
+            last: None,
+        })
+    }
+
+    /// The output directory.
+    pub fn dir(&self) -> &Path {
+        &self.config.dir
+    }
+
+    /// What was counted so far.
+    pub fn stats(&self) -> &ExtractStats {
+        &self.stats
+    }
+
+    /// The entries written for the last finished transaction (the saved file, and a
+    /// merged file if that transaction completed a set of 206 parts); cleared on read.
+    pub fn take_last(&mut self) -> Option<IndexEntry> {
+        self.last.take()
+    }
+
+    /// Whether a response with this media type is to be saved.
+    pub fn wants(&self, content_type: Option<&str>) -> bool {
+        self.config.all
+            || self
+                .config
+                .globs
+                .iter()
+                .any(|g| g.matches(content_type.unwrap_or("")))
+    }
+
+    fn create(&mut self, tx: &Transaction, prefix: &str) -> Result<(String, File), ExtractError> {
+        let uri = tx.request.as_ref().map_or(&b""[..], |r| &r.uri);
+        let ct = tx.response.as_ref().and_then(|r| r.content_type());
+        let mut last_err = None;
+        for attempt in 0..1000 {
+            let name = format!(
+                "{prefix}{}",
+                naming::file_name(tx.stream, tx.number, uri, ct.as_deref(), attempt)
+            );
+            match create_in(&self.dir, &name, false) {
+                Ok(f) => return Ok((name, f)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_err = Some((name, e)),
+                Err(e) => {
+                    return Err(ExtractError::File {
+                        dir: self.config.dir.clone(),
+                        name,
+                        source: e,
+                    });
+                }
+            }
+        }
+        let (name, source) = last_err.expect("1000 attempts");
+        Err(ExtractError::File {
+            dir: self.config.dir.clone(),
+            name,
+            source,
+        })
+    }
+
+    fn sink(&mut self, tx: &Transaction, prefix: &str) -> Result<Sink, ExtractError> {
+        let (name, file) = self.create(tx, prefix)?;
+        Ok(Sink {
+            name,
+            file: BufWriter::with_capacity(BUF, file),
+            hasher: Sha256::new(),
+            len: 0,
+        })
+    }
+
+    /// A response head: start a file if the body is wanted.
+    pub fn on_head(&mut self, tx: &Transaction) -> bool {
+        let Some(resp) = &tx.response else {
+            return false;
+        };
+        if tx.body.framing == Some(Framing::None) || !self.wants(resp.content_type().as_deref()) {
+            return false;
+        }
+        let main = match self.sink(tx, "") {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn!("not saved: {e}");
+                self.stats.write_errors += 1;
+                return false;
+            }
+        };
+        let raw = if tx.body.codings.is_empty() {
+            None
+        } else {
+            match self.sink(tx, "raw-") {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    log::warn!("raw copy not kept: {e}");
+                    self.stats.write_errors += 1;
+                    None
+                }
+            }
+        };
+        self.open.insert(
+            (tx.stream, tx.number),
+            OpenBody {
+                main,
+                raw,
+                decode_failed: None,
+                error: None,
+            },
+        );
+        true
+    }
+
+    /// A piece of a body started by [`Self::on_head`].
+    pub fn on_body(&mut self, tx: &Transaction, event: BodyEvent<'_>) {
+        let Some(b) = self.open.get_mut(&(tx.stream, tx.number)) else {
+            return;
+        };
+        if b.error.is_some() {
+            return;
+        }
+        let encoded = !tx.body.codings.is_empty();
+        let r = match event {
+            BodyEvent::Raw { offset, bytes } if encoded => match &mut b.raw {
+                Some(raw) => raw.write_at(offset, bytes),
+                None => Ok(()),
+            },
+            BodyEvent::Raw { offset, bytes } | BodyEvent::Decoded { offset, bytes } => {
+                if b.decode_failed.is_some() && encoded {
+                    Ok(())
+                } else {
+                    b.main.write_at(offset, bytes)
+                }
+            }
+            BodyEvent::Gap { offset, len } => {
+                let target = if encoded {
+                    b.raw.as_mut()
+                } else {
+                    Some(&mut b.main)
+                };
+                match target {
+                    Some(s) if offset >= s.len => s.pad(offset + len - s.len),
+                    _ => Ok(()),
+                }
+            }
+            BodyEvent::DecodeFailed { reason } => {
+                b.decode_failed = Some(reason.to_owned());
+                Ok(())
+            }
+        };
+        if let Err(e) = r {
+            log::warn!("{}/{}: {e}", self.config.dir.display(), b.main.name);
+            self.stats.write_errors += 1;
+            b.error = Some(format!("write failed: {e}"));
+        }
+    }
+
+    /// A transaction is over: close its file and index it. Returns the entry.
+    pub fn on_done(&mut self, tx: &Transaction) -> Option<IndexEntry> {
+        let Some(b) = self.open.remove(&(tx.stream, tx.number)) else {
+            if tx.malformed.is_some()
+                && tx
+                    .response
+                    .as_ref()
+                    .is_some_and(|r| self.wants(r.content_type().as_deref()))
+            {
+                self.stats.refused += 1;
+            }
+            return None;
+        };
+        let OpenBody {
+            main,
+            raw,
+            decode_failed,
+            error,
+        } = b;
+        let mut notes = tx.body.notes.clone();
+        let decode_error = decode_failed.or_else(|| tx.body.decode_error.clone());
+        let encoded = !tx.body.codings.is_empty();
+        let (kept, dropped) = match (encoded, decode_error, raw) {
+            (true, Some(why), Some(raw)) => {
+                self.stats.kept_raw += 1;
+                notes.push(format!("{why}; the raw body is kept as sent"));
+                (raw, Some(main))
+            }
+            (true, Some(why), None) => {
+                notes.push(format!("{why}; decoded prefix only"));
+                (main, None)
+            }
+            (_, why, raw) => {
+                if let Some(why) = why {
+                    notes.push(why);
+                }
+                (main, raw)
+            }
+        };
+        let mut complete = tx.body.complete && error.is_none();
+        if let Some(e) = error {
+            notes.push(e);
+        }
+        if let Some(d) = dropped {
+            drop(d.file);
+            if let Err(e) = remove_in(&self.dir, &d.name) {
+                log::warn!("{}/{}: {e}", self.config.dir.display(), d.name);
+            }
+        }
+        let Sink {
+            name,
+            file,
+            hasher,
+            len,
+        } = kept;
+        if let Err(e) = file.into_inner().map_err(io::IntoInnerError::into_error) {
+            self.stats.write_errors += 1;
+            notes.push(format!("write failed: {e}"));
+            complete = false;
+        }
+        let resp = tx.response.as_ref()?;
+        let gaps = if complete {
+            Vec::new()
+        } else {
+            tx.body.gaps.clone()
+        };
+        let entry = IndexEntry {
+            stream: tx.stream,
+            transaction: tx.number,
+            time: resp.ts.to_string(),
+            method: tx.method().to_owned(),
+            url: tx.url(),
+            status: resp.status,
+            content_type: resp.content_type(),
+            content_encoding: resp.head.header_str("content-encoding"),
+            range: tx.request.as_ref().and_then(|r| r.head.header_str("range")),
+            content_range: resp.head.header_str("content-range"),
+            size: len,
+            sha256: hex(&hasher.finalize()),
+            file: name,
+            complete,
+            gaps,
+            notes,
+            merged_from: Vec::new(),
+        };
+        self.write_entry(&entry);
+        let mut result = entry.clone();
+        if resp.status == 206
+            && complete
+            && !encoded
+            && let Some(merged) = self.add_part(tx, &entry)
+        {
+            result
+                .notes
+                .push(format!("completed the merged file {}", merged.file));
+        }
+        self.last = Some(result.clone());
+        Some(result)
+    }
+
+    fn write_entry(&mut self, entry: &IndexEntry) {
+        self.stats.saved += 1;
+        self.stats.bytes += entry.size;
+        if !entry.complete {
+            self.stats.incomplete += 1;
+        }
+        let mut line = serde_json::to_vec(entry).expect("plain data serializes");
+        line.push(b'\n');
+        if let Err(e) = self.index.write_all(&line) {
+            self.stats.write_errors += 1;
+            log::warn!("{}/index.jsonl: {e}", self.config.dir.display());
+        }
+    }
+
+    /// Record a complete 206 part; merge when the parts cover the resource.
+    fn add_part(&mut self, tx: &Transaction, entry: &IndexEntry) -> Option<IndexEntry> {
+        let resp = tx.response.as_ref()?;
+        let cr = ContentRange::parse(resp.head.header("content-range")?)?;
+        let total = cr.complete?;
+        if cr.len() != entry.size {
+            return None;
+        }
+        let validator = resp
+            .head
+            .header_str("etag")
+            .or_else(|| resp.head.header_str("last-modified"))
+            .unwrap_or_default();
+        let key = (entry.url.clone()?, validator, total);
+        let parts = self.parts.entry(key.clone()).or_default();
+        parts.push(Part {
+            first: cr.first,
+            last: cr.last,
+            name: entry.file.clone(),
+        });
+        parts.sort_by_key(|p| (p.first, std::cmp::Reverse(p.last)));
+        // Pick parts that cover 0..total in order.
+        let mut pos = 0u64;
+        let mut chosen = Vec::new();
+        for (i, p) in parts.iter().enumerate() {
+            if p.first <= pos && p.last >= pos {
+                chosen.push(i);
+                pos = p.last + 1;
+            }
+        }
+        if pos < total {
+            return None;
+        }
+        let plan: Vec<(String, u64, u64)> = {
+            let mut pos = 0u64;
+            chosen
+                .iter()
+                .map(|&i| {
+                    let p = &parts[i];
+                    let skip = pos - p.first;
+                    let take = p.last + 1 - pos;
+                    pos = p.last + 1;
+                    (p.name.clone(), skip, take)
+                })
+                .collect()
+        };
+        self.parts.remove(&key);
+        let merged = self.merge(tx, entry, &plan, total);
+        match merged {
+            Ok(m) => {
+                self.stats.merged += 1;
+                self.write_entry(&m);
+                Some(m)
+            }
+            Err(e) => {
+                self.stats.write_errors += 1;
+                log::warn!("merging 206 parts: {e}");
+                None
+            }
+        }
+    }
+
+    fn merge(
+        &mut self,
+        tx: &Transaction,
+        entry: &IndexEntry,
+        plan: &[(String, u64, u64)],
+        total: u64,
+    ) -> Result<IndexEntry, ExtractError> {
+        let (name, file) = self.create(tx, "full-")?;
+        let err = |name: &str, source| ExtractError::File {
+            dir: self.config.dir.clone(),
+            name: name.to_owned(),
+            source,
+        };
+        let mut out = BufWriter::with_capacity(BUF, file);
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; BUF];
+        for (part, skip, take) in plan {
+            let f = open_in(&self.dir, part).map_err(|e| err(part, e))?;
+            let mut r = io::BufReader::new(f).take(skip + take);
+            io::copy(&mut (&mut r).take(*skip), &mut io::sink()).map_err(|e| err(part, e))?;
+            loop {
+                let n = r.read(&mut buf).map_err(|e| err(part, e))?;
+                if n == 0 {
+                    break;
+                }
+                out.write_all(&buf[..n]).map_err(|e| err(&name, e))?;
+                hasher.update(&buf[..n]);
+            }
+        }
+        out.flush().map_err(|e| err(&name, e))?;
+        Ok(IndexEntry {
+            file: name,
+            size: total,
+            sha256: hex(&hasher.finalize()),
+            complete: true,
+            gaps: Vec::new(),
+            range: None,
+            content_range: Some(format!("bytes 0-{}/{total}", total - 1)),
+            notes: vec![format!("merged from {} partial responses", plan.len())],
+            merged_from: plan.iter().map(|p| p.0.clone()).collect(),
+            ..entry.clone()
+        })
+    }
+
+    /// Close whatever is still open as incomplete (the capture stopped mid-body before
+    /// the HTTP layer could say so). Normally nothing is left: the HTTP layer's own
+    /// `finish` ends every body first.
+    pub fn finish(&mut self) {
+        let open: Vec<(u64, u64)> = self.open.keys().copied().collect();
+        for key in open {
+            if let Some(b) = self.open.remove(&key) {
+                let mut main = b.main;
+                let _ = main.file.flush();
+                let entry = IndexEntry {
+                    stream: key.0,
+                    transaction: key.1,
+                    time: String::new(),
+                    method: "-".into(),
+                    url: None,
+                    status: 0,
+                    content_type: None,
+                    content_encoding: None,
+                    range: None,
+                    content_range: None,
+                    size: main.len,
+                    sha256: hex(&main.hasher.finalize()),
+                    file: main.name,
+                    complete: false,
+                    gaps: Vec::new(),
+                    notes: vec!["the capture stopped inside the body".into()],
+                    merged_from: Vec::new(),
+                };
+                self.write_entry(&entry);
+            }
+        }
+    }
+}
+
+impl HttpListener for Extractor {
+    fn response_head(&mut self, tx: &Transaction) -> bool {
+        self.on_head(tx)
+    }
+
+    fn body(&mut self, tx: &Transaction, event: BodyEvent<'_>) {
+        self.on_body(tx, event);
+    }
+
+    fn http_transaction(&mut self, tx: &Transaction) {
+        self.on_done(tx);
+    }
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,1211 @@
 //! HTTP/1.x transactions parsed from reassembled streams.
+//!
+//! [`HttpAnalyzer`] is a [`Listener`]: give it to the pipeline and it parses requests
+//! (client → server) and responses (server → client) of every session with httparse,
+//! pairs them in order (keep-alive and pipelining), strips the transfer framing,
+//! decodes content codings, and reports to an [`HttpListener`]:
+//!
+//! - [`HttpListener::response_head`] when a response head is parsed: say whether its body
+//!   is wanted;
+//! - [`HttpListener::body`] with the wanted body as it streams by ([`BodyEvent`]: raw
+//!   bytes, decoded bytes, gaps);
+//! - [`HttpListener::http_transaction`] once the transaction is complete (request head,
+//!   response head, body summary), or when its session ends without a response.
+//!
+//! Framing that cannot be trusted (conflicting lengths, length with chunked, bad chunk
+//! sizes, endless heads) is never guessed: the message is reported with
+//! [`Transaction::malformed`] set, no body is delivered, and parsing resumes at the next
+//! line that starts a message.
+
+mod body;
+pub mod parser;
+pub mod range;
+
+use std::{collections::VecDeque, net::SocketAddr};
+
+pub use body::Coding;
+use body::{Chunked, Decoder};
+use parser::Framing;
+pub use range::ContentRange;
+
+use crate::{
+    capture::Timestamp,
+    listener::{Direction, EndReason, Listener, SessionInfo},
+};
+
+/// Bounds on what one session may make the parser hold or produce.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest message head (and chunked trailer section), in bytes.
+    pub max_head_bytes: usize,
+    /// Transactions per session; beyond it the session is no longer parsed.
+    pub max_transactions: u64,
+    /// Requests waiting for their response; beyond it requests are no longer parsed.
+    pub max_pending_requests: usize,
+    /// Largest chunk size accepted.
+    pub max_chunk_size: u64,
+    /// Content codings stacked on one body.
+    pub max_codings: usize,
+    /// Decoded bytes per body.
+    pub max_decoded_bytes: u64,
+    /// Decoded bytes per encoded byte (plus 1 MiB of slack).
+    pub max_ratio: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_head_bytes: 64 * 1024,
+            max_transactions: 100_000,
+            max_pending_requests: 4096,
+            max_chunk_size: 1 << 32,
+            max_codings: 2,
+            max_decoded_bytes: 4 << 30,
+            max_ratio: 200,
+        }
+    }
+}
+
+/// Why a message's framing was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Malformed {
+    /// Two Content-Length values that differ.
+    #[error("conflicting Content-Length values {first} and {second}")]
+    ConflictingLength {
+        /// The first value.
+        first: u64,
+        /// The value that disagrees.
+        second: u64,
+    },
+    /// A Content-Length that is not a decimal number.
+    #[error("Content-Length {0:?} is not a number")]
+    BadLength(String),
+    /// Content-Length together with Transfer-Encoding.
+    #[error("Content-Length together with Transfer-Encoding")]
+    LengthWithChunked,
+    /// A request whose Transfer-Encoding does not end in chunked.
+    #[error("request Transfer-Encoding {0:?} does not end in chunked")]
+    BadTransferEncoding(String),
+    /// A chunk-size line that does not parse.
+    #[error("bad chunk-size line {0:?}")]
+    BadChunkSize(String),
+    /// A chunk larger than allowed.
+    #[error("chunk size {} over the limit of {max}", size.map_or_else(|| "of more than 15 hex digits".to_owned(), |s| s.to_string()))]
+    OversizedChunk {
+        /// The size, when it fits in 60 bits.
+        size: Option<u64>,
+        /// The limit.
+        max: u64,
+    },
+    /// Chunk data not followed by CRLF.
+    #[error("chunk data followed by byte {0:#04x} instead of CRLF")]
+    BadChunkEnd(u8),
+    /// A head (or trailer section) with no end within the limit.
+    #[error("head longer than {limit} bytes without an end")]
+    HeadTooLong {
+        /// The limit.
+        limit: usize,
+    },
+    /// A head httparse refused.
+    #[error("head does not parse ({0})")]
+    BadHead(String),
+}
+
+/// A request method.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// GET.
+    Get,
+    /// HEAD: its response has no body.
+    Head,
+    /// POST.
+    Post,
+    /// CONNECT: a 2xx answer turns the session into a tunnel.
+    Connect,
+    /// Any other token.
+    Other(String),
+}
+
+impl Method {
+    fn from_token(t: &str) -> Self {
+        match t {
+            "GET" => Self::Get,
+            "HEAD" => Self::Head,
+            "POST" => Self::Post,
+            "CONNECT" => Self::Connect,
+            t => Self::Other(t.to_owned()),
+        }
+    }
+
+    /// The method's token.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Get => "GET",
+            Self::Head => "HEAD",
+            Self::Post => "POST",
+            Self::Connect => "CONNECT",
+            Self::Other(t) => t,
+        }
+    }
+}
+
+/// Version and headers of a message, as they were sent (order and case kept).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MessageHead {
+    /// Minor version: 1 for HTTP/1.1, 0 for HTTP/1.0.
+    pub version: u8,
+    /// Name and raw value of each header.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl MessageHead {
+    /// The first header of this name (case-insensitive), as raw bytes.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// A header as text (lossy).
+    pub fn header_str(&self, name: &str) -> Option<String> {
+        self.header(name)
+            .map(|v| String::from_utf8_lossy(v).trim().to_owned())
+    }
+}
+
+/// A parsed request head.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    /// Method.
+    pub method: Method,
+    /// Request target as sent (origin form `/path?q`, or absolute form for proxies).
+    pub uri: Vec<u8>,
+    /// Version and headers.
+    pub head: MessageHead,
+    /// When its head was complete.
+    pub ts: Timestamp,
+    /// Stream offset of its first byte in the client's direction.
+    pub offset: u64,
+}
+
+impl Request {
+    /// `http://HOST/URI` from the Host header (or `server`), or the URI itself when it is
+    /// already absolute. Non-UTF-8 bytes are replaced.
+    pub fn url(&self, server: SocketAddr) -> String {
+        let uri = String::from_utf8_lossy(&self.uri);
+        if uri.contains("://") {
+            return uri.into_owned();
+        }
+        let host = self
+            .head
+            .header_str("host")
+            .unwrap_or_else(|| server.to_string());
+        format!("http://{host}{uri}")
+    }
+}
+
+/// A parsed response head.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Reason phrase.
+    pub reason: String,
+    /// Version and headers.
+    pub head: MessageHead,
+    /// When its head was complete.
+    pub ts: Timestamp,
+    /// Stream offset of its first byte in the server's direction.
+    pub offset: u64,
+}
+
+impl Response {
+    /// Media type in lower case without parameters (`audio/mpeg`), if any.
+    pub fn content_type(&self) -> Option<String> {
+        let v = self.head.header_str("content-type")?;
+        let t = v.split(';').next().unwrap_or_default().trim();
+        (!t.is_empty()).then(|| t.to_ascii_lowercase())
+    }
+}
+
+/// What is known of a response body; final when [`HttpListener::http_transaction`] runs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BodyInfo {
+    /// How the body is delimited (`None` before the response head).
+    pub framing: Option<Framing>,
+    /// Content codings as applied (empty: identity).
+    pub codings: Vec<Coding>,
+    /// Entity bytes seen after transfer decoding (content-coded as sent), gaps included.
+    pub raw_len: u64,
+    /// Decoded bytes delivered (equal to `raw_len` for identity bodies).
+    pub decoded_len: u64,
+    /// Byte ranges `[start, end)` of the raw entity that never arrived; `end` is `None`
+    /// when the loss also took the framing, so the true end is unknown.
+    pub gaps: Vec<(u64, Option<u64>)>,
+    /// The body arrived whole: framing reached its end with no gap.
+    pub complete: bool,
+    /// Why content decoding failed or was not attempted, if it did.
+    pub decode_error: Option<String>,
+    /// Other facts worth telling (why the body is incomplete, and so on).
+    pub notes: Vec<String>,
+}
+
+/// One request/response exchange. Updated in place while its body streams.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transaction {
+    /// Stream index of its session.
+    pub stream: u64,
+    /// Number within the session, from 0, in response order.
+    pub number: u64,
+    /// Client endpoint.
+    pub client: SocketAddr,
+    /// Server endpoint.
+    pub server: SocketAddr,
+    /// The request, unless it was not seen (mid-stream capture, loss).
+    pub request: Option<Request>,
+    /// The response, unless the session ended first.
+    pub response: Option<Response>,
+    /// The response body.
+    pub body: BodyInfo,
+    /// Set when the response's framing was refused: no body was delivered.
+    pub malformed: Option<Malformed>,
+}
+
+impl Transaction {
+    /// The request's URL, or `None` when the request was not seen.
+    pub fn url(&self) -> Option<String> {
+        self.request.as_ref().map(|r| r.url(self.server))
+    }
+
+    /// The request method, or `-`.
+    pub fn method(&self) -> &str {
+        self.request.as_ref().map_or("-", |r| r.method.as_str())
+    }
+}
+
+/// A piece of a wanted response body, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyEvent<'a> {
+    /// Entity bytes after transfer decoding, still content-coded, at this raw offset.
+    Raw {
+        /// Offset in the raw entity.
+        offset: u64,
+        /// The bytes.
+        bytes: &'a [u8],
+    },
+    /// Decoded bytes of a content-coded body, at this decoded offset. Not sent for
+    /// identity bodies (their `Raw` bytes are the decoded ones).
+    Decoded {
+        /// Offset in the decoded entity.
+        offset: u64,
+        /// The bytes.
+        bytes: &'a [u8],
+    },
+    /// Raw bytes `[offset, offset + len)` never arrived.
+    Gap {
+        /// Offset in the raw entity.
+        offset: u64,
+        /// How many bytes.
+        len: u64,
+    },
+    /// Content decoding stopped here; only `Raw` events follow.
+    DecodeFailed {
+        /// Why.
+        reason: &'a str,
+    },
+}
+
+/// Receives HTTP transactions: the `http_transaction` part of the event API.
+pub trait HttpListener {
+    /// A response head was parsed (`tx.response` is set, the body not yet seen). Return
+    /// true to receive its body through [`Self::body`].
+    fn response_head(&mut self, _tx: &Transaction) -> bool {
+        false
+    }
+
+    /// A piece of a body asked for in [`Self::response_head`].
+    fn body(&mut self, _tx: &Transaction, _event: BodyEvent<'_>) {}
+
+    /// A transaction is over: the response body ended, the framing was refused, or the
+    /// session ended (then `tx.response` may be `None`).
+    fn http_transaction(&mut self, _tx: &Transaction) {}
+
+    /// Ask the capture to stop (as `--once` does after the first saved file).
+    fn should_stop(&self) -> bool {
+        false
+    }
+}
+
+/// What the analyzer counted, for the closing report.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct HttpStats {
+    /// Request heads parsed.
+    pub requests: u64,
+    /// Final response heads parsed (1xx not counted).
+    pub responses: u64,
+    /// Transactions reported.
+    pub transactions: u64,
+    /// Interim (1xx) responses skipped.
+    pub interim: u64,
+    /// Messages whose framing was refused.
+    pub malformed: u64,
+    /// Response bodies that ended incomplete.
+    pub incomplete_bodies: u64,
+    /// Bodies whose content decoding failed.
+    pub decode_failures: u64,
+    /// Times parsing lost its place (gap, refusal) and looked for the next message.
+    pub resyncs: u64,
+    /// Sessions that stopped being parsed: CONNECT or Upgrade.
+    pub tunnels: u64,
+    /// Sessions that stopped being parsed at the transaction or queue cap.
+    pub capped_sessions: u64,
+    /// Sessions whose first bytes were not HTTP.
+    pub not_http: u64,
+    /// Requests that never got a response.
+    pub unanswered: u64,
+}
+
+/// Where one direction's parser stands.
+#[derive(Debug)]
+enum SideState {
+    /// Expecting (or inside) a message head.
+    Head,
+    /// Inside a body with this framing.
+    Body(BodyFraming),
+    /// Lost its place: waiting for bytes that start a message.
+    Resync,
+    /// Request side after CONNECT or an Upgrade request: wait for the answer.
+    AwaitTunnel,
+    /// No longer parsed.
+    Closed,
+}
+
+#[derive(Debug)]
+enum BodyFraming {
+    Length(u64),
+    Chunked(Chunked),
+    UntilClose,
+}
+
+/// One direction of one session.
+///
+/// Invariant: `head` holds a partial head only in state `Head`, never more than
+/// `max_head_bytes`; `next_offset` is the stream offset of the next byte expected.
+#[derive(Debug)]
+struct Side {
+    state: SideState,
+    head: Vec<u8>,
+    scanned: usize,
+    head_offset: u64,
+    next_offset: u64,
+    /// No message has been parsed yet on this side.
+    fresh: bool,
+}
+
+impl Side {
+    fn new(midstream: bool) -> Self {
+        Self {
+            state: if midstream {
+                SideState::Resync
+            } else {
+                SideState::Head
+            },
+            head: Vec::new(),
+            scanned: 0,
+            head_offset: 0,
+            next_offset: 0,
+            fresh: true,
+        }
+    }
+}
+
+/// The response whose body is streaming.
+struct Current {
+    tx: Transaction,
+    wanted: bool,
+    decoder: Option<Decoder>,
+}
+
+/// One session's HTTP state.
+struct Session {
+    info: SessionInfo,
+    sides: [Side; 2],
+    pending: VecDeque<Request>,
+    current: Option<Current>,
+    transactions: u64,
+}
+
+/// Parses HTTP/1.x from reassembled sessions and reports to an [`HttpListener`].
+pub struct HttpAnalyzer<L> {
+    core: Core<L>,
+    sessions: std::collections::HashMap<u64, Session, foldhash::fast::RandomState>,
+}
+
+/// Everything but the session table, so a session and the rest borrow apart.
+struct Core<L> {
+    listener: L,
+    limits: Limits,
+    stats: HttpStats,
+}
+
+impl<L: HttpListener> HttpAnalyzer<L> {
+    /// An analyzer reporting to `listener`.
+    pub fn new(listener: L, limits: Limits) -> Self {
+        Self {
+            core: Core {
+                listener,
+                limits,
+                stats: HttpStats::default(),
+            },
+            sessions: std::collections::HashMap::default(),
+        }
+    }
+
+    /// The listener.
+    pub fn listener(&self) -> &L {
+        &self.core.listener
+    }
+
+    /// The listener, mutably.
+    pub fn listener_mut(&mut self) -> &mut L {
+        &mut self.core.listener
+    }
+
+    /// Give the listener back.
+    pub fn into_listener(self) -> L {
+        self.core.listener
+    }
+
+    /// What was counted so far.
+    pub fn stats(&self) -> &HttpStats {
+        &self.core.stats
+    }
+
+    /// Sessions being parsed.
+    pub fn open_sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// End every session still open, as the end of the capture does. Open bodies are
+    /// reported incomplete. Safe to call after the pipeline already ended them.
+    pub fn finish(&mut self) {
+        let mut open: Vec<u64> = self.sessions.keys().copied().collect();
+        open.sort_unstable();
+        for stream in open {
+            if let Some(s) = self.sessions.remove(&stream) {
+                self.core.end_session(s, EndReason::EndOfCapture);
+            }
+        }
+    }
+}
+
+/// Pass raw entity bytes to the listener (and through the decoder).
+fn body_bytes<L: HttpListener>(
+    listener: &mut L,
+    stats: &mut HttpStats,
+    cur: &mut Current,
+    bytes: &[u8],
+) {
+    let offset = cur.tx.body.raw_len;
+    cur.tx.body.raw_len += bytes.len() as u64;
+    if !cur.wanted {
+        return;
+    }
+    let tx = &mut cur.tx;
+    listener.body(tx, BodyEvent::Raw { offset, bytes });
+    if let Some(dec) = &mut cur.decoder {
+        let mut decoded = tx.body.decoded_len;
+        let r = dec.feed(bytes, &mut |b| {
+            listener.body(
+                tx,
+                BodyEvent::Decoded {
+                    offset: decoded,
+                    bytes: b,
+                },
+            );
+            decoded += b.len() as u64;
+        });
+        tx.body.decoded_len = decoded;
+        if let Err(e) = r {
+            stats.decode_failures += 1;
+            let reason = format!("content decoding failed: {e}");
+            listener.body(tx, BodyEvent::DecodeFailed { reason: &reason });
+            tx.body.decode_error = Some(reason);
+            cur.decoder = None;
+        }
+    }
+}
+
+impl<L: HttpListener> Core<L> {
+    fn end_session(&mut self, mut s: Session, reason: EndReason) {
+        if let Some(mut cur) = s.current.take() {
+            let until_close = matches!(s.sides[1].state, SideState::Body(BodyFraming::UntilClose));
+            let complete = until_close && reason == EndReason::Fin;
+            if !complete {
+                let how = match &s.sides[1].state {
+                    SideState::Body(BodyFraming::Length(rem)) => {
+                        let at = cur.tx.body.raw_len;
+                        cur.tx.body.gaps.push((at, Some(at + rem)));
+                        format!("{rem} bytes of the body never came")
+                    }
+                    SideState::Body(BodyFraming::Chunked(_)) => {
+                        cur.tx.body.gaps.push((cur.tx.body.raw_len, None));
+                        "the chunked body did not reach its last chunk".to_owned()
+                    }
+                    _ => "read until close, but the connection did not close with FIN".to_owned(),
+                };
+                cur.tx
+                    .body
+                    .notes
+                    .push(format!("session ended ({reason}) inside the body: {how}"));
+            }
+            self.finish_body(&mut cur, complete);
+        }
+        for req in s.pending.drain(..) {
+            self.stats.unanswered += 1;
+            self.stats.transactions += 1;
+            let tx = Transaction {
+                stream: s.info.stream,
+                number: s.transactions,
+                client: s.info.client,
+                server: s.info.server,
+                request: Some(req),
+                response: None,
+                body: BodyInfo::default(),
+                malformed: None,
+            };
+            s.transactions += 1;
+            self.listener.http_transaction(&tx);
+        }
+    }
+
+    /// Body over: flush the decoder, fill in the summary, report.
+    fn finish_body(&mut self, cur: &mut Current, complete: bool) {
+        cur.tx.body.complete = complete && cur.tx.body.gaps.is_empty();
+        if let Some(mut dec) = cur.decoder.take() {
+            let (listener, tx) = (&mut self.listener, &mut cur.tx);
+            let mut pending: Vec<u8> = Vec::new();
+            let r = dec.finish(&mut |b| pending.extend_from_slice(b));
+            if !pending.is_empty() {
+                listener.body(
+                    tx,
+                    BodyEvent::Decoded {
+                        offset: tx.body.decoded_len,
+                        bytes: &pending,
+                    },
+                );
+                tx.body.decoded_len += pending.len() as u64;
+            }
+            if let Err(e) = r {
+                self.stats.decode_failures += 1;
+                let reason = format!("content decoding failed: {e}");
+                listener.body(tx, BodyEvent::DecodeFailed { reason: &reason });
+                tx.body.decode_error = Some(reason);
+            }
+        } else if cur.tx.body.codings.is_empty() {
+            cur.tx.body.decoded_len = cur.tx.body.raw_len;
+        }
+        if !cur.tx.body.complete {
+            self.stats.incomplete_bodies += 1;
+        }
+        self.stats.transactions += 1;
+        self.listener.http_transaction(&cur.tx);
+    }
+
+    /// Raw bytes lost inside the body.
+    fn body_gap(&mut self, cur: &mut Current, len: u64, framing_lost: bool) {
+        let offset = cur.tx.body.raw_len;
+        cur.tx.body.raw_len += len;
+        cur.tx
+            .body
+            .gaps
+            .push((offset, (!framing_lost).then_some(offset + len)));
+        if !cur.wanted {
+            return;
+        }
+        self.listener.body(&cur.tx, BodyEvent::Gap { offset, len });
+        if cur.decoder.take().is_some() {
+            self.stats.decode_failures += 1;
+            let reason = format!("content decoding stopped at a gap at raw offset {offset}");
+            self.listener
+                .body(&cur.tx, BodyEvent::DecodeFailed { reason: &reason });
+            cur.tx.body.decode_error = Some(reason);
+        }
+    }
+
+    fn data(
+        &mut self,
+        s: &mut Session,
+        dir: Direction,
+        offset: u64,
+        mut bytes: &[u8],
+        ts: Timestamp,
+    ) {
+        let expected = s.sides[dir.index()].next_offset;
+        if offset > expected {
+            // The reassembler should have said so; treat the hole as a gap.
+            self.gap(s, dir, expected, offset - expected);
+        } else if offset < expected {
+            let skip = (expected - offset).min(bytes.len() as u64) as usize;
+            bytes = &bytes[skip..];
+        }
+        let side = &mut s.sides[dir.index()];
+        let mut at = side.next_offset;
+        side.next_offset += bytes.len() as u64;
+        while !bytes.is_empty() {
+            let consumed = match dir {
+                Direction::Orig => self.orig_step(s, at, bytes, ts),
+                Direction::Resp => self.resp_step(s, at, bytes, ts),
+            };
+            debug_assert!(consumed > 0, "a step must make progress");
+            if consumed == 0 {
+                break;
+            }
+            at += consumed as u64;
+            bytes = &bytes[consumed..];
+        }
+    }
+
+    /// Accumulate head bytes into `side.head`; returns the bytes consumed and whether the
+    /// head is complete (then `side.head` holds exactly the head).
+    fn take_head(&self, side: &mut Side, at: u64, bytes: &[u8]) -> (usize, HeadStep) {
+        let mut skip = 0;
+        if side.head.is_empty() {
+            // Blank lines between messages (after a POST body, say) are allowed.
+            skip = bytes
+                .iter()
+                .position(|&b| b != b'\r' && b != b'\n')
+                .unwrap_or(bytes.len());
+            if skip == bytes.len() {
+                return (skip, HeadStep::Partial);
+            }
+            side.head_offset = at + skip as u64;
+            side.scanned = 0;
+        }
+        let bytes = &bytes[skip..];
+        let max = self.limits.max_head_bytes;
+        let old = side.head.len();
+        let take = bytes.len().min(max + 1 - old.min(max));
+        side.head.extend_from_slice(&bytes[..take]);
+        match parser::find_head_end(&side.head, &mut side.scanned) {
+            Some(end) if end <= max => {
+                side.head.truncate(end);
+                (skip + end - old, HeadStep::Complete)
+            }
+            _ if side.head.len() > max => (
+                skip + take,
+                HeadStep::TooLong(Malformed::HeadTooLong { limit: max }),
+            ),
+            _ => (skip + take, HeadStep::Partial),
+        }
+    }
+
+    fn orig_step(&mut self, s: &mut Session, at: u64, bytes: &[u8], ts: Timestamp) -> usize {
+        let side = &mut s.sides[0];
+        match &mut side.state {
+            SideState::Closed | SideState::AwaitTunnel => bytes.len(),
+            SideState::Resync => match find_request_start(bytes) {
+                Some(i) => {
+                    side.state = SideState::Head;
+                    side.head.clear();
+                    if i == 0 {
+                        self.orig_step(s, at, bytes, ts)
+                    } else {
+                        i
+                    }
+                }
+                None => bytes.len(),
+            },
+            SideState::Body(f) => {
+                let (n, done) = match f {
+                    BodyFraming::Length(rem) => {
+                        let n = (*rem).min(bytes.len() as u64);
+                        *rem -= n;
+                        (n as usize, *rem == 0)
+                    }
+                    BodyFraming::Chunked(c) => match c.feed(bytes, &self.limits, &mut |_| {}) {
+                        Ok(n) => (n, c.is_done()),
+                        Err(e) => {
+                            log::debug!("stream {}: request body refused: {e}", s.info.stream);
+                            self.stats.malformed += 1;
+                            self.stats.resyncs += 1;
+                            side.state = SideState::Resync;
+                            return bytes.len();
+                        }
+                    },
+                    BodyFraming::UntilClose => (bytes.len(), false),
+                };
+                if done {
+                    side.state = SideState::Head;
+                }
+                n
+            }
+            SideState::Head => {
+                let (n, step) = self.take_head(side, at, bytes);
+                match step {
+                    HeadStep::Partial => {}
+                    HeadStep::TooLong(m) => {
+                        let head = std::mem::take(&mut s.sides[0].head);
+                        self.refuse_side(s, Direction::Orig, &m, &head);
+                    }
+                    HeadStep::Complete => self.on_request_head(s, ts),
+                }
+                n
+            }
+        }
+    }
+
+    /// Refuse what `dir` said (its head, or its framing) and look for the next message.
+    /// `head` is the refused head, when there was one.
+    fn refuse_side(&mut self, s: &mut Session, dir: Direction, m: &Malformed, head: &[u8]) {
+        let side = &mut s.sides[dir.index()];
+        side.head.clear();
+        let looks_http = match dir {
+            Direction::Orig => {
+                let line_end = memchr::memchr(b'\n', head).unwrap_or(head.len());
+                memchr::memmem::find(&head[..line_end], b" HTTP/1.").is_some()
+            }
+            Direction::Resp => head.starts_with(b"HTTP/"),
+        };
+        if side.fresh && !looks_http {
+            // The first thing this side said was not HTTP: leave the session alone.
+            self.stats.not_http += 1;
+            log::debug!("stream {}: not HTTP ({dir}): {m}", s.info.stream);
+            s.sides[0].state = SideState::Closed;
+            s.sides[1].state = SideState::Closed;
+            return;
+        }
+        log::debug!("stream {}: {dir} refused: {m}", s.info.stream);
+        self.stats.malformed += 1;
+        self.stats.resyncs += 1;
+        side.state = SideState::Resync;
+    }
+
+    fn on_request_head(&mut self, s: &mut Session, ts: Timestamp) {
+        let side = &mut s.sides[0];
+        let head = std::mem::take(&mut side.head);
+        let offset = side.head_offset;
+        let parsed = parser::parse_request(&head).and_then(|(method, uri, mh)| {
+            parser::framing(&mh, true, false).map(|f| (method, uri, mh, f))
+        });
+        let (method, uri, mh, framing) = match parsed {
+            Ok(p) => p,
+            Err(m) => {
+                self.refuse_side(s, Direction::Orig, &m, &head);
+                return;
+            }
+        };
+        let side = &mut s.sides[0];
+        side.fresh = false;
+        side.head = head;
+        side.head.clear();
+        self.stats.requests += 1;
+        let tunnel = method == Method::Connect
+            || mh
+                .header("upgrade")
+                .is_some_and(|v| !v.trim_ascii().is_empty());
+        side.state = if tunnel {
+            SideState::AwaitTunnel
+        } else {
+            match framing {
+                Framing::None => SideState::Head,
+                Framing::Length(n) => SideState::Body(BodyFraming::Length(n)),
+                Framing::Chunked => SideState::Body(BodyFraming::Chunked(Chunked::default())),
+                Framing::UntilClose => SideState::Body(BodyFraming::UntilClose),
+            }
+        };
+        if s.pending.len() >= self.limits.max_pending_requests {
+            self.stats.capped_sessions += 1;
+            s.sides[0].state = SideState::Closed;
+            return;
+        }
+        s.pending.push_back(Request {
+            method,
+            uri,
+            head: mh,
+            ts,
+            offset,
+        });
+    }
+
+    fn resp_step(&mut self, s: &mut Session, at: u64, bytes: &[u8], ts: Timestamp) -> usize {
+        let Session { sides, current, .. } = s;
+        let side = &mut sides[1];
+        match &mut side.state {
+            SideState::Closed | SideState::AwaitTunnel => bytes.len(),
+            SideState::Resync => match find_response_start(bytes) {
+                Some(i) => {
+                    side.state = SideState::Head;
+                    side.head.clear();
+                    if i == 0 {
+                        self.resp_step(s, at, bytes, ts)
+                    } else {
+                        i
+                    }
+                }
+                None => bytes.len(),
+            },
+            SideState::Head => {
+                let (n, step) = self.take_head(side, at, bytes);
+                match step {
+                    HeadStep::Partial => {}
+                    HeadStep::TooLong(m) => {
+                        let head = std::mem::take(&mut s.sides[1].head);
+                        self.refuse_response(s, None, m, &head);
+                    }
+                    HeadStep::Complete => self.on_response_head(s, ts),
+                }
+                n
+            }
+            SideState::Body(f) => {
+                let Some(cur) = current.as_mut() else {
+                    side.state = SideState::Resync;
+                    return bytes.len();
+                };
+                let (n, done) = match f {
+                    BodyFraming::Length(rem) => {
+                        let n = (*rem).min(bytes.len() as u64);
+                        *rem -= n;
+                        body_bytes(
+                            &mut self.listener,
+                            &mut self.stats,
+                            cur,
+                            &bytes[..n as usize],
+                        );
+                        (n as usize, *rem == 0)
+                    }
+                    BodyFraming::UntilClose => {
+                        body_bytes(&mut self.listener, &mut self.stats, cur, bytes);
+                        (bytes.len(), false)
+                    }
+                    BodyFraming::Chunked(c) => {
+                        let (listener, stats) = (&mut self.listener, &mut self.stats);
+                        // Chunk data goes straight to the listener, no copy.
+                        match c.feed(bytes, &self.limits, &mut |d| {
+                            body_bytes(listener, stats, cur, d);
+                        }) {
+                            Ok(n) => (n, c.is_done()),
+                            Err(m) => {
+                                let mut cur = current.take().expect("checked above");
+                                cur.tx
+                                    .body
+                                    .notes
+                                    .push(format!("chunked framing broke: {m}"));
+                                cur.tx.body.gaps.push((cur.tx.body.raw_len, None));
+                                self.stats.malformed += 1;
+                                self.stats.resyncs += 1;
+                                side.state = SideState::Resync;
+                                self.finish_body(&mut cur, false);
+                                return bytes.len();
+                            }
+                        }
+                    }
+                };
+                if done {
+                    side.state = SideState::Head;
+                    let mut cur = current.take().expect("checked above");
+                    self.finish_body(&mut cur, true);
+                }
+                n
+            }
+        }
+    }
+
+    /// A response whose head or framing was refused: report it without a body.
+    fn refuse_response(
+        &mut self,
+        s: &mut Session,
+        tx: Option<Transaction>,
+        m: Malformed,
+        head: &[u8],
+    ) {
+        self.refuse_side(s, Direction::Resp, &m, head);
+        if let Some(mut tx) = tx {
+            tx.body.notes.push(format!("not extracted: {m}"));
+            tx.malformed = Some(m);
+            self.stats.transactions += 1;
+            self.listener.http_transaction(&tx);
+        }
+    }
+
+    fn on_response_head(&mut self, s: &mut Session, ts: Timestamp) {
+        let side = &mut s.sides[1];
+        let head = std::mem::take(&mut side.head);
+        let offset = side.head_offset;
+        let (status, reason, mh) = match parser::parse_response(&head) {
+            Ok(p) => p,
+            Err(m) => {
+                self.refuse_response(s, None, m, &head);
+                return;
+            }
+        };
+        let side = &mut s.sides[1];
+        side.head = head;
+        side.head.clear();
+        side.fresh = false;
+        if (100..200).contains(&status) && status != 101 {
+            // Interim (100 Continue, 103 Early Hints): the final response follows.
+            self.stats.interim += 1;
+            side.state = SideState::Head;
+            return;
+        }
+        self.stats.responses += 1;
+        if s.transactions >= self.limits.max_transactions {
+            self.stats.capped_sessions += 1;
+            s.sides[0].state = SideState::Closed;
+            s.sides[1].state = SideState::Closed;
+            return;
+        }
+        let request = s.pending.pop_front();
+        let number = s.transactions;
+        s.transactions += 1;
+        let method = request.as_ref().map(|r| r.method.clone());
+        let mut tx = Transaction {
+            stream: s.info.stream,
+            number,
+            client: s.info.client,
+            server: s.info.server,
+            request,
+            response: Some(Response {
+                status,
+                reason,
+                head: mh,
+                ts,
+                offset,
+            }),
+            body: BodyInfo::default(),
+            malformed: None,
+        };
+        let tunnel =
+            status == 101 || (method == Some(Method::Connect) && (200..300).contains(&status));
+        let bodiless = tunnel || method == Some(Method::Head) || status == 204 || status == 304;
+        let resp_head = &tx.response.as_ref().expect("set above").head;
+        let framing = match parser::framing(resp_head, false, bodiless) {
+            Ok(f) => f,
+            Err(m) => {
+                self.refuse_response(s, Some(tx), m, b"HTTP/");
+                return;
+            }
+        };
+        let encoding = resp_head
+            .header("content-encoding")
+            .map(body::parse_codings);
+        tx.body.framing = Some(framing);
+        if matches!(s.sides[0].state, SideState::AwaitTunnel) && !tunnel {
+            // The upgrade or CONNECT was refused: the client keeps talking HTTP.
+            s.sides[0].state = SideState::Resync;
+        }
+        if tunnel {
+            self.stats.tunnels += 1;
+            tx.body
+                .notes
+                .push("the session switched protocols; no longer parsed".into());
+            s.sides[0].state = SideState::Closed;
+            s.sides[1].state = SideState::Closed;
+            tx.body.complete = true;
+            self.stats.transactions += 1;
+            self.listener.http_transaction(&tx);
+            return;
+        }
+        match encoding {
+            Some(Ok(c)) => tx.body.codings = c,
+            Some(Err(unknown)) => {
+                tx.body.decode_error = Some(format!(
+                    "unknown content coding {unknown:?}: body kept as sent"
+                ));
+            }
+            None => {}
+        }
+        let wanted = self.listener.response_head(&tx);
+        let decoder = if wanted && !tx.body.codings.is_empty() {
+            match Decoder::new(&tx.body.codings, &self.limits) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    tx.body.decode_error = Some(format!("{e}: body kept as sent"));
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let mut cur = Current {
+            tx,
+            wanted,
+            decoder,
+        };
+        s.sides[1].state = match framing {
+            Framing::None => {
+                s.sides[1].state = SideState::Head;
+                self.finish_body(&mut cur, true);
+                return;
+            }
+            Framing::Length(n) => SideState::Body(BodyFraming::Length(n)),
+            Framing::Chunked => SideState::Body(BodyFraming::Chunked(Chunked::default())),
+            Framing::UntilClose => SideState::Body(BodyFraming::UntilClose),
+        };
+        s.current = Some(cur);
+    }
+
+    fn gap(&mut self, s: &mut Session, dir: Direction, offset: u64, len: u64) {
+        let side = &mut s.sides[dir.index()];
+        if offset.saturating_add(len) <= side.next_offset {
+            return;
+        }
+        let len = len - side.next_offset.saturating_sub(offset);
+        side.next_offset += len;
+        match dir {
+            Direction::Orig => match &mut side.state {
+                SideState::Body(BodyFraming::Length(rem)) if *rem >= len => {
+                    *rem -= len;
+                    if *rem == 0 {
+                        side.state = SideState::Head;
+                    }
+                }
+                SideState::Body(BodyFraming::Chunked(Chunked::Data { remaining }))
+                    if *remaining > len =>
+                {
+                    *remaining -= len;
+                }
+                SideState::Body(BodyFraming::UntilClose)
+                | SideState::Closed
+                | SideState::AwaitTunnel
+                | SideState::Resync => {}
+                SideState::Head | SideState::Body(_) => {
+                    // A request head (or a body's end and what followed) was lost. One
+                    // placeholder keeps the next response from pairing with a later request.
+                    side.head.clear();
+                    side.state = SideState::Resync;
+                    self.stats.resyncs += 1;
+                    s.pending.push_back(Request {
+                        method: Method::Other("-".into()),
+                        uri: b"(request lost in a capture gap)".to_vec(),
+                        head: MessageHead::default(),
+                        ts: Timestamp::default(),
+                        offset,
+                    });
+                }
+            },
+            Direction::Resp => {
+                let Some(mut cur) = s.current.take() else {
+                    if !matches!(side.state, SideState::Closed | SideState::Resync) {
+                        side.head.clear();
+                        side.state = SideState::Resync;
+                        self.stats.resyncs += 1;
+                    }
+                    return;
+                };
+                match &mut side.state {
+                    SideState::Body(BodyFraming::Length(rem)) => {
+                        let n = len.min(*rem);
+                        *rem -= n;
+                        self.body_gap(&mut cur, n, false);
+                        if *rem == 0 {
+                            side.state = if n < len {
+                                self.stats.resyncs += 1;
+                                SideState::Resync
+                            } else {
+                                SideState::Head
+                            };
+                            self.finish_body(&mut cur, false);
+                            return;
+                        }
+                    }
+                    SideState::Body(BodyFraming::UntilClose) => {
+                        self.body_gap(&mut cur, len, false);
+                    }
+                    SideState::Body(BodyFraming::Chunked(Chunked::Data { remaining }))
+                        if *remaining > len =>
+                    {
+                        *remaining -= len;
+                        self.body_gap(&mut cur, len, false);
+                    }
+                    _ => {
+                        side.state = SideState::Resync;
+                        self.stats.resyncs += 1;
+                        self.body_gap(&mut cur, len, true);
+                        cur.tx
+                            .body
+                            .notes
+                            .push("the chunked framing was lost in a gap".into());
+                        self.finish_body(&mut cur, false);
+                        return;
+                    }
+                }
+                s.current = Some(cur);
+            }
+        }
+    }
+}
+
+enum HeadStep {
+    Partial,
+    Complete,
+    TooLong(Malformed),
+}
+
+/// Where a status line starts in `bytes` (at its start or after a line end).
+fn find_response_start(bytes: &[u8]) -> Option<usize> {
+    memchr::memmem::find_iter(bytes, b"HTTP/1.").find(|&i| i == 0 || bytes[i - 1] == b'\n')
+}
+
+/// Where a request line starts: a line holding `METHOD SP target SP HTTP/1.`.
+fn find_request_start(bytes: &[u8]) -> Option<usize> {
+    memchr::memmem::find_iter(bytes, b" HTTP/1.").find_map(|i| {
+        let line_start = memchr::memrchr(b'\n', &bytes[..i]).map_or(0, |p| p + 1);
+        let line = &bytes[line_start..i];
+        let method_end = line.iter().position(|&b| b == b' ')?;
+        let method = &line[..method_end];
+        (!method.is_empty() && method.iter().all(u8::is_ascii_uppercase)).then_some(line_start)
+    })
+}
+
+impl<L: HttpListener> Listener for HttpAnalyzer<L> {
+    fn session_start(&mut self, session: &SessionInfo, _ts: Timestamp) {
+        let s = Session {
+            info: session.clone(),
+            sides: [Side::new(session.midstream), Side::new(session.midstream)],
+            pending: VecDeque::new(),
+            current: None,
+            transactions: 0,
+        };
+        if let Some(old) = self.sessions.insert(session.stream, s) {
+            self.core.end_session(old, EndReason::Reused);
+        }
+    }
+
+    fn data(
+        &mut self,
+        session: &SessionInfo,
+        dir: Direction,
+        offset: u64,
+        bytes: &[u8],
+        ts: Timestamp,
+    ) {
+        if let Some(s) = self.sessions.get_mut(&session.stream) {
+            self.core.data(s, dir, offset, bytes, ts);
+        }
+    }
+
+    fn gap(
+        &mut self,
+        session: &SessionInfo,
+        dir: Direction,
+        offset: u64,
+        len: u64,
+        _ts: Timestamp,
+    ) {
+        if let Some(s) = self.sessions.get_mut(&session.stream) {
+            self.core.gap(s, dir, offset, len);
+        }
+    }
+
+    fn session_end(&mut self, session: &SessionInfo, reason: EndReason, _ts: Timestamp) {
+        if let Some(s) = self.sessions.remove(&session.stream) {
+            self.core.end_session(s, reason);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
