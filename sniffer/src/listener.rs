@@ -122,4 +122,27 @@ pub trait Listener {
 
     /// The session is over; no more events for it.
     fn session_end(&mut self, _session: &SessionInfo, _reason: EndReason, _ts: Timestamp) {}
+
+    /// A retransmission carried `len` bytes, the first at `offset`, that differ from the
+    /// bytes already delivered or buffered there. The first bytes won (they are the ones
+    /// delivered); this only reports the disagreement.
+    fn overlap_conflict(
+        &mut self,
+        _session: &SessionInfo,
+        _dir: Direction,
+        _offset: u64,
+        _len: u64,
+        _ts: Timestamp,
+    ) {
+    }
+
+    /// The session left the table: its final counters. Called once per session, after
+    /// `session_end` (a closed session lingers a while so its last ACKs count in it).
+    fn session_stats(&mut self, _session: &SessionInfo, _stats: &crate::flow::SessionStats) {}
+
+    /// Checked after every packet: `true` stops the capture early (the pipeline then ends
+    /// every open session as at the end of the capture). For `--once`-style consumers.
+    fn should_stop(&self) -> bool {
+        false
+    }
 }

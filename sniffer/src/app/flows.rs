@@ -1,11 +1,43 @@
 //! `sniffer flows`.
 
-use super::AppError;
-use crate::config::FlowsConfig;
+use std::io::{self, BufWriter};
 
-pub(super) fn run(_config: &FlowsConfig) -> Result<(), AppError> {
-    Err(AppError::Io {
-        what: "sniffer flows".into(),
-        source: std::io::Error::other("not built yet"),
-    })
+use super::AppError;
+use crate::{capture, config::FlowsConfig, output::flows::FlowsPrinter, pipeline};
+
+pub(super) fn run(config: &FlowsConfig) -> Result<(), AppError> {
+    let mut source = capture::open(&config.input)?;
+    let out = BufWriter::with_capacity(64 << 10, io::stdout().lock());
+    let mut printer =
+        FlowsPrinter::new(out, config.json, config.write_flows.as_deref()).map_err(|source| {
+            AppError::Io {
+                what: format!(
+                    "--write-flows {}",
+                    config
+                        .write_flows
+                        .as_deref()
+                        .unwrap_or_else(|| ".".as_ref())
+                        .display()
+                ),
+                source,
+            }
+        })?;
+    let (stats, failed) = match pipeline::run(source.as_mut(), &config.flow, &mut printer) {
+        Ok(stats) => (stats, None),
+        Err(e) => (*e.stats, Some(e.source)),
+    };
+    let written = printer.finish();
+    eprintln!("sniffer: {}", crate::output::flows::closing_summary(&stats));
+    written.map_err(|source| AppError::Io {
+        what: if config.write_flows.is_some() {
+            "writing flows".into()
+        } else {
+            "writing the flow table".into()
+        },
+        source,
+    })?;
+    match failed {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
 }

@@ -1,11 +1,66 @@
 //! `sniffer follow`.
 
-use super::AppError;
-use crate::config::FollowConfig;
+use std::io::{self, BufWriter};
 
-pub(super) fn run(_config: &FollowConfig) -> Result<(), AppError> {
-    Err(AppError::Io {
-        what: "sniffer follow".into(),
-        source: std::io::Error::other("not built yet"),
-    })
+use super::AppError;
+use crate::{
+    capture,
+    config::{FlowSelector, FollowConfig},
+    output::follow::Follower,
+    pipeline,
+};
+
+pub(super) fn run(config: &FollowConfig) -> Result<(), AppError> {
+    let mut source = capture::open(&config.input)?;
+    let out = BufWriter::with_capacity(64 << 10, io::stdout().lock());
+    let mut follower = Follower::new(out, config.select.clone(), config.format, config.dir);
+    let (stats, failed) = match pipeline::run(source.as_mut(), &config.flow, &mut follower) {
+        Ok(stats) => (stats, None),
+        Err(e) => (*e.stats, Some(e.source)),
+    };
+    let (_, session, gaps) = follower.finish().map_err(|source| AppError::Io {
+        what: "writing the stream".into(),
+        source,
+    })?;
+    let Some(session) = session else {
+        eprintln!("sniffer: {}", crate::output::flows::closing_summary(&stats));
+        if let Some(e) = failed {
+            return Err(e.into());
+        }
+        let what = match &config.select {
+            FlowSelector::Stream(n) => format!("stream {n}"),
+            FlowSelector::Endpoints(a, b) => format!("a session between {a} and {b}"),
+        };
+        return Err(AppError::NotFound(format!(
+            "no {what} in the input ({} TCP sessions, numbered from 0)",
+            stats.flow.sessions
+        )));
+    };
+    let missing: u64 = gaps.iter().map(|g| g.2).sum();
+    eprintln!(
+        "sniffer: stream {} ({} > {}): {} gaps, {missing} bytes missing{}",
+        session.stream,
+        session.client,
+        session.server,
+        gaps.len(),
+        if config.format == crate::cli::FollowFormat::Raw && missing > 0 {
+            " (raw output skips them; offsets below)"
+        } else {
+            ""
+        }
+    );
+    if config.format == crate::cli::FollowFormat::Raw {
+        for (dir, offset, len) in &gaps {
+            eprintln!("sniffer:   {dir} [{len} bytes missing] at offset {offset}");
+        }
+    }
+    if stats.stopped_early {
+        eprintln!("sniffer: stopped reading once the stream ended");
+    } else {
+        eprintln!("sniffer: {}", crate::output::flows::closing_summary(&stats));
+    }
+    match failed {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
 }

@@ -19,6 +19,9 @@ pub enum AppError {
     /// Reading packets failed.
     #[error(transparent)]
     Capture(#[from] CaptureError),
+    /// What the command was asked to find is not in the input (e.g. `follow 99`).
+    #[error("{0}")]
+    NotFound(String),
     /// Writing output failed.
     #[error("{what}: {source}")]
     Io {
@@ -38,7 +41,7 @@ impl AppError {
                 ExitCode::Usage
             }
             Self::Capture(CaptureError::File(e)) if e.is_damage() => ExitCode::DamagedInput,
-            Self::Capture(_) | Self::Io { .. } => ExitCode::Failure,
+            Self::Capture(_) | Self::Io { .. } | Self::NotFound(_) => ExitCode::Failure,
         }
     }
 

@@ -1,1 +1,4 @@
 //! What the user sees: flow tables, followed streams, JSON lines.
+
+pub mod flows;
+pub mod follow;

@@ -1,0 +1,282 @@
+//! `sniffer follow`: one session's dialogue, like Wireshark's Follow TCP Stream.
+//!
+//! Each monologue is printed as a block headed by its direction and byte count; a
+//! monologue longer than [`BLOCK_MAX`] is printed as several blocks of the same direction,
+//! so memory stays bounded. Gaps appear in place as `[N bytes missing]`. `raw` writes the
+//! exact bytes of one direction and reports gaps on stderr (never zero-filled).
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+
+use crate::{
+    capture::Timestamp,
+    cli::FollowFormat,
+    config::FlowSelector,
+    listener::{Direction, EndReason, Listener, SessionInfo},
+};
+
+/// A gap seen in the followed session: direction, stream offset, length.
+pub type GapRecord = (Direction, u64, u64);
+
+/// Bytes of one monologue buffered before a block is printed.
+pub const BLOCK_MAX: usize = 1 << 20;
+
+/// Prints the selected session.
+pub struct Follower<W: Write> {
+    out: W,
+    select: FlowSelector,
+    format: FollowFormat,
+    only: Option<Direction>,
+    /// The session followed, once found.
+    session: Option<SessionInfo>,
+    done: bool,
+    block: Vec<u8>,
+    block_dir: Direction,
+    block_offset: u64,
+    /// Gaps seen.
+    pub gaps: Vec<GapRecord>,
+    error: Option<io::Error>,
+}
+
+impl<W: Write> Follower<W> {
+    /// Follow the session `select` picks, printing `format` to `out` (only direction
+    /// `only` if given).
+    pub fn new(
+        out: W,
+        select: FlowSelector,
+        format: FollowFormat,
+        only: Option<Direction>,
+    ) -> Self {
+        Self {
+            out,
+            select,
+            format,
+            only,
+            session: None,
+            done: false,
+            block: Vec::new(),
+            block_dir: Direction::Orig,
+            block_offset: 0,
+            gaps: Vec::new(),
+            error: None,
+        }
+    }
+
+    /// The session followed, if it was found.
+    pub const fn session(&self) -> Option<&SessionInfo> {
+        self.session.as_ref()
+    }
+
+    fn mine(&self, s: &SessionInfo) -> bool {
+        self.session.as_ref().is_some_and(|m| m.stream == s.stream)
+    }
+
+    fn wanted(&self, dir: Direction) -> bool {
+        self.only.is_none_or(|d| d == dir)
+    }
+
+    fn keep(&mut self, r: io::Result<()>) {
+        if let Err(e) = r {
+            self.error.get_or_insert(e);
+        }
+    }
+
+    fn endpoints(&self, dir: Direction) -> (SocketAddr, SocketAddr) {
+        let s = self.session.as_ref().expect("following");
+        match dir {
+            Direction::Orig => (s.client, s.server),
+            Direction::Resp => (s.server, s.client),
+        }
+    }
+
+    /// Print the buffered block, if any.
+    fn flush_block(&mut self) -> io::Result<()> {
+        if self.block.is_empty() {
+            return Ok(());
+        }
+        let block = std::mem::take(&mut self.block);
+        let (dir, offset) = (self.block_dir, self.block_offset);
+        let (src, dst) = self.endpoints(dir);
+        let stream = self.session.as_ref().expect("following").stream;
+        match self.format {
+            FollowFormat::Raw => unreachable!("raw is never buffered"),
+            FollowFormat::Ascii => {
+                writeln!(
+                    self.out,
+                    "=== {dir} {src} > {dst}: {} bytes at offset {offset} ===",
+                    block.len()
+                )?;
+                let mut text = Vec::with_capacity(block.len() + 1);
+                for (i, &b) in block.iter().enumerate() {
+                    match b {
+                        b'\r' if block.get(i + 1) == Some(&b'\n') => {}
+                        b'\n' | b'\t' | 0x20..=0x7e => text.push(b),
+                        _ => text.push(b'.'),
+                    }
+                }
+                if text.last() != Some(&b'\n') {
+                    text.push(b'\n');
+                }
+                self.out.write_all(&text)?;
+            }
+            FollowFormat::Hex => {
+                writeln!(
+                    self.out,
+                    "=== {dir} {src} > {dst}: {} bytes at offset {offset} ===",
+                    block.len()
+                )?;
+                for (i, line) in block.chunks(16).enumerate() {
+                    let at = offset + (i * 16) as u64;
+                    write!(self.out, "{at:08x}  ")?;
+                    for j in 0..16 {
+                        match line.get(j) {
+                            Some(b) => write!(self.out, "{b:02x} ")?,
+                            None => write!(self.out, "   ")?,
+                        }
+                        if j == 7 {
+                            write!(self.out, " ")?;
+                        }
+                    }
+                    let ascii: String = line
+                        .iter()
+                        .map(|&b| {
+                            if (0x20..0x7f).contains(&b) {
+                                b as char
+                            } else {
+                                '.'
+                            }
+                        })
+                        .collect();
+                    writeln!(self.out, " |{ascii}|")?;
+                }
+            }
+            FollowFormat::Json => {
+                let v = serde_json::json!({
+                    "type": "data",
+                    "stream": stream,
+                    "dir": dir,
+                    "src": src.to_string(),
+                    "dst": dst.to_string(),
+                    "offset": offset,
+                    "len": block.len(),
+                    "hex": hex(&block),
+                });
+                serde_json::to_writer(&mut self.out, &v)?;
+                writeln!(self.out)?;
+            }
+        }
+        self.block = block;
+        self.block.clear();
+        Ok(())
+    }
+
+    fn on_data(&mut self, dir: Direction, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        if self.format == FollowFormat::Raw {
+            return self.out.write_all(bytes);
+        }
+        if !self.block.is_empty() && (self.block_dir != dir || self.block.len() >= BLOCK_MAX) {
+            self.flush_block()?;
+        }
+        if self.block.is_empty() {
+            self.block_dir = dir;
+            self.block_offset = offset;
+        }
+        self.block.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn on_gap(&mut self, dir: Direction, offset: u64, len: u64) -> io::Result<()> {
+        self.gaps.push((dir, offset, len));
+        match self.format {
+            FollowFormat::Raw => Ok(()),
+            FollowFormat::Json => {
+                self.flush_block()?;
+                let stream = self.session.as_ref().expect("following").stream;
+                let v = serde_json::json!({
+                    "type": "gap", "stream": stream, "dir": dir, "offset": offset, "len": len,
+                });
+                serde_json::to_writer(&mut self.out, &v)?;
+                writeln!(self.out)
+            }
+            FollowFormat::Ascii | FollowFormat::Hex => {
+                self.flush_block()?;
+                writeln!(
+                    self.out,
+                    "=== {dir} [{len} bytes missing] at offset {offset} ==="
+                )
+            }
+        }
+    }
+
+    /// Flush, and report the first I/O error met.
+    ///
+    /// # Errors
+    /// The first write error.
+    pub fn finish(mut self) -> io::Result<(W, Option<SessionInfo>, Vec<GapRecord>)> {
+        let r = self.flush_block();
+        self.keep(r);
+        let r = self.out.flush();
+        self.keep(r);
+        match self.error {
+            Some(e) => Err(e),
+            None => Ok((self.out, self.session, self.gaps)),
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+impl<W: Write> Listener for Follower<W> {
+    fn session_start(&mut self, s: &SessionInfo, _: Timestamp) {
+        if self.session.is_some() {
+            return;
+        }
+        let hit = match &self.select {
+            FlowSelector::Stream(n) => s.stream == *n,
+            FlowSelector::Endpoints(a, b) => {
+                (s.client == *a && s.server == *b) || (s.client == *b && s.server == *a)
+            }
+        };
+        if hit {
+            self.session = Some(s.clone());
+        }
+    }
+
+    fn data(&mut self, s: &SessionInfo, dir: Direction, offset: u64, bytes: &[u8], _: Timestamp) {
+        if self.mine(s) && self.wanted(dir) {
+            let r = self.on_data(dir, offset, bytes);
+            self.keep(r);
+        }
+    }
+
+    fn gap(&mut self, s: &SessionInfo, dir: Direction, offset: u64, len: u64, _: Timestamp) {
+        if self.mine(s) && self.wanted(dir) {
+            let r = self.on_gap(dir, offset, len);
+            self.keep(r);
+        }
+    }
+
+    fn monologue_end(&mut self, s: &SessionInfo, _: Direction, _: Timestamp) {
+        if self.mine(s) && self.format != FollowFormat::Raw {
+            let r = self.flush_block();
+            self.keep(r);
+        }
+    }
+
+    fn session_end(&mut self, s: &SessionInfo, _: EndReason, _: Timestamp) {
+        if self.mine(s) {
+            self.done = true;
+        }
+    }
+
+    fn should_stop(&self) -> bool {
+        self.done || self.error.is_some()
+    }
+}
