@@ -659,3 +659,472 @@ mod link {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use etherparse::{PacketBuilder, VlanId};
+
+    use super::*;
+    use crate::capture::LinkType;
+
+    const PAYLOAD: &[u8] = b"GET / HTTP/1.1\r\nHost: example\r\n\r\n";
+    const V4_SRC: [u8; 4] = [192, 168, 1, 10];
+    const V4_DST: [u8; 4] = [93, 184, 216, 34];
+    const V6_SRC: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+    const V6_DST: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+
+    fn frame(link_type: LinkType, data: &[u8]) -> Frame<'_> {
+        Frame {
+            ts: Timestamp(7),
+            link_type,
+            data,
+            orig_len: data.len() as u32,
+        }
+    }
+
+    fn build(builder: etherparse::PacketBuilderStep<etherparse::TcpHeader>) -> Vec<u8> {
+        let mut out = Vec::with_capacity(builder.size(PAYLOAD.len()));
+        builder.write(&mut out, PAYLOAD).unwrap();
+        out
+    }
+
+    /// Raw IPv4 + TCP 51000 → 80 with PAYLOAD, seq 1000, ack 77, PSH|ACK.
+    fn ipv4_tcp() -> Vec<u8> {
+        build(
+            PacketBuilder::ipv4(V4_SRC, V4_DST, 64)
+                .tcp(51000, 80, 1000, 4096)
+                .psh()
+                .ack(77),
+        )
+    }
+
+    fn ipv6_tcp() -> Vec<u8> {
+        build(
+            PacketBuilder::ipv6(V6_SRC, V6_DST, 64)
+                .tcp(51000, 80, 1000, 4096)
+                .psh()
+                .ack(77),
+        )
+    }
+
+    fn assert_v4(seg: &Segment<'_>) {
+        assert_eq!(seg.src, "192.168.1.10:51000".parse().unwrap());
+        assert_eq!(seg.dst, "93.184.216.34:80".parse().unwrap());
+        assert_common(seg);
+    }
+
+    fn assert_v6(seg: &Segment<'_>) {
+        assert_eq!(seg.src, "[2001:db8::1]:51000".parse().unwrap());
+        assert_eq!(seg.dst, "[2001:db8::2]:80".parse().unwrap());
+        assert_common(seg);
+    }
+
+    fn assert_common(seg: &Segment<'_>) {
+        assert_eq!(seg.payload, PAYLOAD);
+        assert_eq!(seg.payload_len as usize, PAYLOAD.len());
+        assert!(!seg.is_truncated());
+        assert_eq!(seg.seq, SeqNum(1000));
+        assert_eq!(seg.ack, SeqNum(77));
+        assert_eq!(seg.flags, TcpFlags(TcpFlags::PSH | TcpFlags::ACK));
+        assert_eq!(seg.window, 4096);
+        assert_eq!(seg.ts, Timestamp(7));
+    }
+
+    fn ethernet(ether_type: u16, rest: &[u8]) -> Vec<u8> {
+        let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2];
+        f.extend_from_slice(&ether_type.to_be_bytes());
+        f.extend_from_slice(rest);
+        f
+    }
+
+    fn decode_one(link_type: LinkType, data: &[u8], check: impl Fn(&Segment<'_>)) -> DecodeStats {
+        let mut d = Decoder::new();
+        let seg = d.decode(&frame(link_type, data)).expect("a TCP segment");
+        check(&seg);
+        let stats = d.stats().clone();
+        assert_eq!(stats.tcp_segments, 1);
+        stats
+    }
+
+    #[test]
+    fn issue3_ethernet_ipv4_and_ipv6() {
+        let v4 = build(
+            PacketBuilder::ethernet2([2; 6], [3; 6])
+                .ipv4(V4_SRC, V4_DST, 64)
+                .tcp(51000, 80, 1000, 4096)
+                .psh()
+                .ack(77),
+        );
+        decode_one(LinkType::Ethernet, &v4, assert_v4);
+        let v6 = build(
+            PacketBuilder::ethernet2([2; 6], [3; 6])
+                .ipv6(V6_SRC, V6_DST, 64)
+                .tcp(51000, 80, 1000, 4096)
+                .psh()
+                .ack(77),
+        );
+        decode_one(LinkType::Ethernet, &v6, assert_v6);
+    }
+
+    #[test]
+    fn issue3_vlan_and_qinq() {
+        let single = build(
+            PacketBuilder::ethernet2([2; 6], [3; 6])
+                .single_vlan(VlanId::try_new(100).unwrap())
+                .ipv4(V4_SRC, V4_DST, 64)
+                .tcp(51000, 80, 1000, 4096)
+                .psh()
+                .ack(77),
+        );
+        assert_eq!(&single[12..14], &[0x81, 0x00]);
+        decode_one(LinkType::Ethernet, &single, assert_v4);
+        let double = build(
+            PacketBuilder::ethernet2([2; 6], [3; 6])
+                .double_vlan(VlanId::try_new(10).unwrap(), VlanId::try_new(20).unwrap())
+                .ipv6(V6_SRC, V6_DST, 64)
+                .tcp(51000, 80, 1000, 4096)
+                .psh()
+                .ack(77),
+        );
+        decode_one(LinkType::Ethernet, &double, assert_v6);
+        // 802.1ad outer tag (0x88a8) as zeek's QinQ capture has it.
+        let mut ad = double.clone();
+        ad[12..14].copy_from_slice(&[0x88, 0xa8]);
+        decode_one(LinkType::Ethernet, &ad, assert_v6);
+    }
+
+    #[test]
+    fn issue3_pppoe_session_both_protocol_field_sizes() {
+        for compressed in [false, true] {
+            let ip = ipv4_tcp();
+            let mut pppoe = vec![0x11, 0x00, 0x12, 0x34];
+            let proto: &[u8] = if compressed { &[0x21] } else { &[0x00, 0x21] };
+            pppoe.extend_from_slice(&((ip.len() + proto.len()) as u16).to_be_bytes());
+            pppoe.extend_from_slice(proto);
+            pppoe.extend_from_slice(&ip);
+            decode_one(LinkType::Ethernet, &ethernet(0x8864, &pppoe), assert_v4);
+        }
+        let ip6 = ipv6_tcp();
+        let mut pppoe = vec![0x11, 0x00, 0x12, 0x34];
+        pppoe.extend_from_slice(&((ip6.len() + 2) as u16).to_be_bytes());
+        pppoe.extend_from_slice(&[0x00, 0x57]);
+        pppoe.extend_from_slice(&ip6);
+        decode_one(LinkType::Ethernet, &ethernet(0x8864, &pppoe), assert_v6);
+    }
+
+    #[test]
+    fn issue3_linux_cooked_v1_and_v2() {
+        let sll = build(
+            PacketBuilder::linux_sll(etherparse::LinuxSllPacketType::OUTGOING, 6, [2; 8])
+                .ipv4(V4_SRC, V4_DST, 64)
+                .tcp(51000, 80, 1000, 4096)
+                .psh()
+                .ack(77),
+        );
+        decode_one(LinkType::LinuxSll, &sll, assert_v4);
+
+        let ip6 = ipv6_tcp();
+        let mut sll2 = vec![
+            0x86, 0xdd, 0, 0, 0, 0, 0, 2, 0, 1, 4, 6, 2, 0, 0, 0, 0, 1, 0, 0,
+        ];
+        sll2.extend_from_slice(&ip6);
+        decode_one(LinkType::LinuxSll2, &sll2, assert_v6);
+    }
+
+    #[test]
+    fn issue3_raw_ip_linktypes() {
+        for lt in [LinkType::Raw, LinkType::Ipv4] {
+            decode_one(lt, &ipv4_tcp(), assert_v4);
+        }
+        for lt in [LinkType::Raw, LinkType::Ipv6] {
+            decode_one(lt, &ipv6_tcp(), assert_v6);
+        }
+        assert_eq!(LinkType::from_linktype(12), LinkType::Raw);
+        assert_eq!(LinkType::from_linktype(14), LinkType::Raw);
+    }
+
+    #[test]
+    fn issue3_bsd_null_and_loop() {
+        // NULL: host byte order (little-endian capture host); LOOP: network order.
+        let mut null4 = 2u32.to_le_bytes().to_vec();
+        null4.extend_from_slice(&ipv4_tcp());
+        decode_one(LinkType::Null, &null4, assert_v4);
+        for family in [10u32, 24, 28, 30] {
+            let mut null6 = family.to_le_bytes().to_vec();
+            null6.extend_from_slice(&ipv6_tcp());
+            decode_one(LinkType::Null, &null6, assert_v6);
+        }
+        let mut loop6 = 30u32.to_be_bytes().to_vec();
+        loop6.extend_from_slice(&ipv6_tcp());
+        decode_one(LinkType::Loop, &loop6, assert_v6);
+        // An unknown family is not IP.
+        let mut other = 7u32.to_le_bytes().to_vec();
+        other.extend_from_slice(&ipv4_tcp());
+        let mut d = Decoder::new();
+        assert!(d.decode(&frame(LinkType::Null, &other)).is_none());
+        assert_eq!(d.stats().not_ip, 1);
+    }
+
+    /// Radiotap (8-byte header, no fields) + 802.11 header + LLC/SNAP + `ip`.
+    fn wlan(fc0: u8, fc1: u8, qos: bool, ether_type: u16, ip: &[u8]) -> Vec<u8> {
+        let mut f = vec![0, 0, 8, 0, 0, 0, 0, 0];
+        f.extend_from_slice(&[fc0, fc1, 0, 0]);
+        f.extend_from_slice(&[0xaa; 18]); // three addresses
+        f.extend_from_slice(&[0x10, 0x00]); // sequence control: fragment 0
+        if fc1 & 0x03 == 0x03 {
+            f.extend_from_slice(&[0xbb; 6]);
+        }
+        if qos {
+            f.extend_from_slice(&[0x00, 0x00]);
+        }
+        f.extend_from_slice(&[0xaa, 0xaa, 0x03, 0, 0, 0]);
+        f.extend_from_slice(&ether_type.to_be_bytes());
+        f.extend_from_slice(ip);
+        f
+    }
+
+    #[test]
+    fn issue3_80211_radiotap_data_frames() {
+        // Data to the AP (ToDS), QoS data from the AP (FromDS), and a WDS frame.
+        decode_one(
+            LinkType::Ieee80211Radiotap,
+            &wlan(0x08, 0x01, false, 0x0800, &ipv4_tcp()),
+            assert_v4,
+        );
+        decode_one(
+            LinkType::Ieee80211Radiotap,
+            &wlan(0x88, 0x02, true, 0x86dd, &ipv6_tcp()),
+            assert_v6,
+        );
+        decode_one(
+            LinkType::Ieee80211Radiotap,
+            &wlan(0x08, 0x03, false, 0x0800, &ipv4_tcp()),
+            assert_v4,
+        );
+        // Without radiotap.
+        let plain = wlan(0x08, 0x01, false, 0x0800, &ipv4_tcp());
+        decode_one(LinkType::Ieee80211, &plain[8..], assert_v4);
+
+        let mut d = Decoder::new();
+        // Beacon (management), protected data, and a null-function frame.
+        assert!(
+            d.decode(&frame(
+                LinkType::Ieee80211Radiotap,
+                &wlan(0x80, 0x00, false, 0x0800, &ipv4_tcp())
+            ))
+            .is_none()
+        );
+        assert!(
+            d.decode(&frame(
+                LinkType::Ieee80211Radiotap,
+                &wlan(0x08, 0x41, false, 0x0800, &ipv4_tcp())
+            ))
+            .is_none()
+        );
+        assert!(
+            d.decode(&frame(
+                LinkType::Ieee80211Radiotap,
+                &wlan(0x48, 0x01, false, 0x0800, &ipv4_tcp())
+            ))
+            .is_none()
+        );
+        assert_eq!(d.stats().not_ip, 2);
+        assert_eq!(d.stats().wlan_protected, 1);
+    }
+
+    #[test]
+    fn issue3_ethernet_padding_is_not_payload() {
+        let mut tiny = build(
+            PacketBuilder::ethernet2([2; 6], [3; 6])
+                .ipv4(V4_SRC, V4_DST, 64)
+                .tcp(51000, 80, 1000, 4096)
+                .ack(77),
+        );
+        // build() wrote PAYLOAD; rebuild without it and pad to the 60-byte minimum.
+        tiny.truncate(14 + 20 + 20);
+        let total = (20u16 + 20).to_be_bytes();
+        tiny[16..18].copy_from_slice(&total);
+        tiny.resize(60, 0xee);
+        let mut d = Decoder::new();
+        let seg = d.decode(&frame(LinkType::Ethernet, &tiny)).unwrap();
+        assert_eq!(seg.payload, b"");
+        assert_eq!(seg.payload_len, 0);
+    }
+
+    #[test]
+    fn issue3_snaplen_truncation_is_marked_never_complete() {
+        let full = build(
+            PacketBuilder::ethernet2([2; 6], [3; 6])
+                .ipv4(V4_SRC, V4_DST, 64)
+                .tcp(51000, 80, 1000, 4096)
+                .psh()
+                .ack(77),
+        );
+        let cut = &full[..14 + 20 + 20 + 5];
+        let f = Frame {
+            ts: Timestamp(7),
+            link_type: LinkType::Ethernet,
+            data: cut,
+            orig_len: full.len() as u32,
+        };
+        let mut d = Decoder::new();
+        let seg = d.decode(&f).unwrap();
+        assert_eq!(seg.payload, &PAYLOAD[..5]);
+        assert_eq!(seg.payload_len as usize, PAYLOAD.len());
+        assert!(seg.is_truncated());
+        assert_eq!(d.stats().truncated_segments, 1);
+
+        // Cut inside the TCP header: nothing usable, counted as truncated, not malformed.
+        let f = Frame {
+            data: &full[..14 + 20 + 10],
+            ..f
+        };
+        assert!(d.decode(&f).is_none());
+        assert_eq!(d.stats().truncated_headers, 1);
+        assert!(d.stats().malformed.is_empty());
+    }
+
+    #[test]
+    fn issue3_ipv6_extension_headers() {
+        // Insert a hop-by-hop header (8 bytes, PadN) and a destination-options header.
+        let plain = ipv6_tcp();
+        let mut ip = plain[..40].to_vec();
+        ip[6] = 0; // next header: hop-by-hop
+        let payload_len = u16::from_be_bytes([ip[4], ip[5]]) + 16;
+        ip[4..6].copy_from_slice(&payload_len.to_be_bytes());
+        ip.extend_from_slice(&[60, 0, 1, 4, 0, 0, 0, 0]); // HBH → dest opts
+        ip.extend_from_slice(&[6, 0, 1, 4, 0, 0, 0, 0]); // dest opts → TCP
+        ip.extend_from_slice(&plain[40..]);
+        decode_one(LinkType::Raw, &ip, assert_v6);
+    }
+
+    #[test]
+    fn issue3_non_tcp_unsupported_and_malformed_are_counted() {
+        let mut d = Decoder::new();
+        let udp = {
+            let b = PacketBuilder::ipv4(V4_SRC, V4_DST, 64).udp(53, 53);
+            let mut out = Vec::new();
+            b.write(&mut out, b"dns").unwrap();
+            out
+        };
+        assert!(d.decode(&frame(LinkType::Raw, &udp)).is_none());
+        let arp = ethernet(0x0806, &[0; 28]);
+        assert!(d.decode(&frame(LinkType::Ethernet, &arp)).is_none());
+        for _ in 0..3 {
+            assert!(
+                d.decode(&frame(LinkType::Other(147), &ipv4_tcp()))
+                    .is_none()
+            );
+        }
+        assert!(d.decode(&frame(LinkType::Raw, &[0x45, 0, 0])).is_none());
+        assert!(d.decode(&frame(LinkType::Raw, &[0x75; 40])).is_none());
+        let s = d.stats();
+        assert_eq!(
+            (s.frames, s.non_tcp, s.not_ip, s.tcp_segments),
+            (7, 1, 1, 0)
+        );
+        assert_eq!(s.unsupported_link_types, BTreeMap::from([(147, 3)]));
+        assert_eq!(s.malformed.values().sum::<u64>(), 2, "{:?}", s.malformed);
+    }
+
+    /// The IPv4 datagram `ip` split into fragments of `chunk` payload bytes (a multiple of 8).
+    fn fragments(ip: &[u8], chunk: usize) -> Vec<Vec<u8>> {
+        let ihl = usize::from(ip[0] & 0x0f) * 4;
+        let body = &ip[ihl..];
+        body.chunks(chunk)
+            .enumerate()
+            .map(|(i, part)| {
+                let mut f = ip[..ihl].to_vec();
+                f.extend_from_slice(part);
+                let more = (i + 1) * chunk < body.len();
+                let offset = (i * chunk / 8) as u16 | if more { 0x2000 } else { 0 };
+                f[6..8].copy_from_slice(&offset.to_be_bytes());
+                let len = f.len() as u16;
+                f[2..4].copy_from_slice(&len.to_be_bytes());
+                f
+            })
+            .collect()
+    }
+
+    fn big_tcp(id: u16, payload: &[u8]) -> Vec<u8> {
+        let b = PacketBuilder::ipv4(V4_SRC, V4_DST, 64)
+            .tcp(51000, 80, 1000, 4096)
+            .psh()
+            .ack(77);
+        let mut out = Vec::new();
+        b.write(&mut out, payload).unwrap();
+        out[4..6].copy_from_slice(&id.to_be_bytes());
+        out
+    }
+
+    #[test]
+    fn issue3_ipv4_defragmentation_in_any_order() {
+        let payload: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+        let mut frags = fragments(&big_tcp(42, &payload), 1200);
+        assert_eq!(frags.len(), 3);
+        frags.swap(0, 2);
+        let mut d = Decoder::new();
+        assert!(d.decode(&frame(LinkType::Raw, &frags[0])).is_none());
+        assert!(d.decode(&frame(LinkType::Raw, &frags[1])).is_none());
+        assert_eq!(d.stats().defrag_in_flight, 1);
+        let seg = d
+            .decode(&frame(LinkType::Raw, &frags[2]))
+            .expect("reassembled");
+        assert_eq!(seg.payload, payload.as_slice());
+        assert_eq!(seg.payload_len, 3000);
+        assert_eq!(seg.src, "192.168.1.10:51000".parse().unwrap());
+        assert_eq!(seg.seq, SeqNum(1000));
+        let s = d.stats();
+        assert_eq!(
+            (
+                s.ip_fragments,
+                s.reassembled_datagrams,
+                s.tcp_segments,
+                s.defrag_in_flight
+            ),
+            (3, 1, 1, 0)
+        );
+    }
+
+    #[test]
+    fn issue3_defragmentation_is_bounded_in_time_and_count() {
+        let payload = [7u8; 2000];
+        let mut d = Decoder::new();
+        // One fragment each of DEFRAG_MAX_DATAGRAMS + 1 datagrams: the oldest is evicted.
+        for id in 0..=DEFRAG_MAX_DATAGRAMS as u16 {
+            let first = fragments(&big_tcp(id, &payload), 1016).remove(0);
+            let f = Frame {
+                ts: Timestamp(u64::from(id)),
+                ..frame(LinkType::Raw, &first)
+            };
+            assert!(d.decode(&f).is_none());
+        }
+        assert_eq!(d.stats().defrag_overflows, 1);
+        assert_eq!(d.stats().defrag_in_flight, DEFRAG_MAX_DATAGRAMS as u64);
+        // Datagram 0 was evicted: its second fragment alone completes nothing, and as a new
+        // partial datagram it evicts the now oldest, datagram 1.
+        let second = fragments(&big_tcp(0, &payload), 1016).remove(1);
+        assert!(d.decode(&frame(LinkType::Raw, &second)).is_none());
+        assert_eq!(d.stats().defrag_overflows, 2);
+        let second = fragments(&big_tcp(1, &payload), 1016).remove(1);
+        assert!(d.decode(&frame(LinkType::Raw, &second)).is_none());
+        assert_eq!(d.stats().defrag_overflows, 3);
+        // Datagram 3 is still whole.
+        let second = fragments(&big_tcp(3, &payload), 1016).remove(1);
+        let seg = d
+            .decode(&frame(LinkType::Raw, &second))
+            .expect("datagram 3 completes");
+        assert_eq!(seg.payload, payload.as_slice());
+        assert_eq!(d.stats().defrag_in_flight, DEFRAG_MAX_DATAGRAMS as u64 - 1);
+        // Past the timeout, every partial datagram is dropped and counted.
+        let unfragmented = ipv4_tcp();
+        let late = Frame {
+            ts: Timestamp(DEFRAG_TIMEOUT_NS + 1_000_000_000),
+            ..frame(LinkType::Raw, &unfragmented)
+        };
+        assert!(d.decode(&late).is_some());
+        let s = d.stats();
+        assert_eq!(s.defrag_timeouts, DEFRAG_MAX_DATAGRAMS as u64 - 1);
+        assert_eq!(s.defrag_in_flight, 0);
+    }
+}
