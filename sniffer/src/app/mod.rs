@@ -22,6 +22,9 @@ pub enum AppError {
     /// What the command was asked to find is not in the input (e.g. `follow 99`).
     #[error("{0}")]
     NotFound(String),
+    /// The output directory or a saved file could not be created.
+    #[error(transparent)]
+    Extract(#[from] crate::extract::ExtractError),
     /// Writing output failed.
     #[error("{what}: {source}")]
     Io {
@@ -41,7 +44,9 @@ impl AppError {
                 ExitCode::Usage
             }
             Self::Capture(CaptureError::File(e)) if e.is_damage() => ExitCode::DamagedInput,
-            Self::Capture(_) | Self::Io { .. } | Self::NotFound(_) => ExitCode::Failure,
+            Self::Capture(_) | Self::Extract(_) | Self::Io { .. } | Self::NotFound(_) => {
+                ExitCode::Failure
+            }
         }
     }
 

@@ -187,6 +187,9 @@ pub struct Request {
     pub ts: Timestamp,
     /// Stream offset of its first byte in the client's direction.
     pub offset: u64,
+    /// The server's stream offset (bytes seen from it) when this request was complete.
+    /// A response can only start at or after it; used to re-pair after a loss.
+    pub server_offset: u64,
 }
 
 impl Request {
@@ -401,6 +404,9 @@ struct Side {
     next_offset: u64,
     /// No message has been parsed yet on this side.
     fresh: bool,
+    /// Parsing resumed after a loss (or a mid-stream start): the next response's
+    /// request must be found again.
+    after_loss: bool,
 }
 
 impl Side {
@@ -416,6 +422,7 @@ impl Side {
             head_offset: 0,
             next_offset: 0,
             fresh: true,
+            after_loss: midstream,
         }
     }
 }
@@ -820,12 +827,14 @@ impl<L: HttpListener> Core<L> {
             s.sides[0].state = SideState::Closed;
             return;
         }
+        let server_offset = s.sides[1].next_offset;
         s.pending.push_back(Request {
             method,
             uri,
             head: mh,
             ts,
             offset,
+            server_offset,
         });
     }
 
@@ -837,6 +846,7 @@ impl<L: HttpListener> Core<L> {
             SideState::Resync => match find_response_start(bytes) {
                 Some(i) => {
                     side.state = SideState::Head;
+                    side.after_loss = true;
                     side.head.clear();
                     if i == 0 {
                         self.resp_step(s, at, bytes, ts)
@@ -957,6 +967,9 @@ impl<L: HttpListener> Core<L> {
             s.sides[1].state = SideState::Closed;
             return;
         }
+        if std::mem::take(&mut s.sides[1].after_loss) {
+            self.drop_answered_in_loss(s, offset);
+        }
         let request = s.pending.pop_front();
         let number = s.transactions;
         s.transactions += 1;
@@ -1047,6 +1060,39 @@ impl<L: HttpListener> Core<L> {
         s.current = Some(cur);
     }
 
+    /// After a loss in the server's direction, a response found at server offset `at`
+    /// cannot answer a request if the server already spoke between that request and the
+    /// next one, and that next one was complete before `at`: that request's response was
+    /// the lost (or unparsable) bytes. Such requests are reported unanswered. Pipelined
+    /// requests (sent with no server bytes between them) are left in order: nothing in
+    /// the stream tells them apart.
+    fn drop_answered_in_loss(&mut self, s: &mut Session, at: u64) {
+        while s.pending.len() >= 2 {
+            let (first, next) = (&s.pending[0], &s.pending[1]);
+            if !(next.server_offset > first.server_offset && next.server_offset <= at) {
+                break;
+            }
+            let req = s.pending.pop_front().expect("len checked");
+            self.stats.unanswered += 1;
+            self.stats.transactions += 1;
+            let tx = Transaction {
+                stream: s.info.stream,
+                number: s.transactions,
+                client: s.info.client,
+                server: s.info.server,
+                request: Some(req),
+                response: None,
+                body: BodyInfo {
+                    notes: vec!["its response was lost in a capture gap".into()],
+                    ..BodyInfo::default()
+                },
+                malformed: None,
+            };
+            s.transactions += 1;
+            self.listener.http_transaction(&tx);
+        }
+    }
+
     fn gap(&mut self, s: &mut Session, dir: Direction, offset: u64, len: u64) {
         let side = &mut s.sides[dir.index()];
         if offset.saturating_add(len) <= side.next_offset {
@@ -1083,6 +1129,7 @@ impl<L: HttpListener> Core<L> {
                         head: MessageHead::default(),
                         ts: Timestamp::default(),
                         offset,
+                        server_offset: s.sides[1].next_offset,
                     });
                 }
             },
@@ -1204,6 +1251,10 @@ impl<L: HttpListener> Listener for HttpAnalyzer<L> {
         if let Some(s) = self.sessions.remove(&session.stream) {
             self.core.end_session(s, reason);
         }
+    }
+
+    fn should_stop(&self) -> bool {
+        self.core.listener.should_stop()
     }
 }
 

@@ -568,3 +568,31 @@ fn any_split_same_result() {
         }
     }
 }
+
+/// nDPI__1kxun.pcap stream 51: the capture lost the start of the server's side (the
+/// response to the first request); the next response must pair with its own request.
+#[test]
+fn response_lost_in_gap_does_not_shift_pairing() {
+    let mut d = Driver::new(false);
+    d.req(b"GET /app.js HTTP/1.1\r\n\r\n");
+    d.lose(Direction::Resp, 4320);
+    d.resp(b"...tail of app.js\n");
+    d.req(b"GET /home.png HTTP/1.1\r\n\r\n");
+    d.resp(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nPNG");
+    d.req(b"GET /bar.png HTTP/1.1\r\n\r\n");
+    d.resp(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nBAR");
+    let seen = d.end(EndReason::Fin);
+    let got: Vec<_> = seen
+        .iter()
+        .map(|s| (uri(s), status(s), s.raw.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("/app.js".into(), None, vec![]),
+            ("/home.png".into(), Some(200), b"PNG".to_vec()),
+            ("/bar.png".into(), Some(200), b"BAR".to_vec()),
+        ]
+    );
+    assert_eq!(d.a.stats().unanswered, 1);
+}
