@@ -16,6 +16,9 @@
 //! - **Closing**: a RST ends the session at once; FINs both ways end it once both
 //!   directions are complete up to their FIN. The session then lingers in the table (no
 //!   more events, its last ACKs still counted) for [`CLOSED_LINGER`] of capture time.
+//! - **ACKs** declare the holes below them gaps (see [`crate::tcp::stream`]), except an ACK
+//!   stamped earlier than a packet already seen in its session: capture time running
+//!   backwards means the capture reordered packets, and the hole may still fill.
 //! - **Bounds** ([`FlowConfig`]): a direction whose out-of-order buffer exceeds
 //!   `max_ooo_bytes` declares its first hole a gap; when all sessions together hold more
 //!   than `memcap`, the session that pushed over it flushes its buffers (gaps), then the
@@ -299,6 +302,10 @@ impl Session {
         let wire = u64::from(seg.payload_len).max(seg.payload.len() as u64);
         self.dirs[d].packets += 1;
         self.dirs[d].bytes += wire;
+        // Capture time running backwards means the capture itself reordered packets (a
+        // shuffled or merged file): an ACK then proves nothing about what is still to
+        // come, so it declares no gap.
+        let in_time = ts >= self.last_ts;
         self.last_ts = self.last_ts.max(ts);
         if self.ended.is_some() {
             self.dirs[d].after_close += wire;
@@ -317,7 +324,7 @@ impl Session {
                 self.synack = true;
                 self.half[o].set_isn(seg.ack - 1);
             }
-        } else if self.half[d].base().is_none() {
+        } else if self.half[d].base().is_none() && (wire > 0 || f.has(TcpFlags::FIN)) {
             // Mid-stream: start where the peer said it expects us, if that is not after
             // this segment; else here.
             let start = match self.acked[o] {
@@ -349,6 +356,8 @@ impl Session {
         }
         if f.has(TcpFlags::ACK) {
             self.acked[d] = Some(seg.ack);
+        }
+        if f.has(TcpFlags::ACK) && in_time {
             let mut e = emit!(self, l, odir, ts);
             self.half[o].ack(seg.ack, &mut e);
         }

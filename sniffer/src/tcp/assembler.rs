@@ -132,6 +132,23 @@ impl Assembler {
         self.extent = self.extent.max(end);
     }
 
+    /// Move everything buffered `delta` bytes later: the stream turned out to start
+    /// earlier than assumed. Only possible (and `true`) while nothing was delivered or
+    /// declared a gap.
+    pub fn shift(&mut self, delta: u64) -> bool {
+        if self.next != 0 || self.stats.delivered != 0 || self.stats.gaps != 0 {
+            return false;
+        }
+        self.chunks = std::mem::take(&mut self.chunks)
+            .into_iter()
+            .map(|(k, v)| (k + delta, v))
+            .collect();
+        if self.extent > 0 {
+            self.extent += delta;
+        }
+        true
+    }
+
     /// Add the bytes at `offset`.
     ///
     /// # Errors

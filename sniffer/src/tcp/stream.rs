@@ -74,12 +74,25 @@ impl HalfStream {
     }
 
     /// This side's ISN is known (SYN, or the peer's SYN-ACK acknowledging `isn + 1`).
+    ///
+    /// A mid-stream pickup that has delivered nothing yet (a capture whose packets came out
+    /// of order: FIN or later data before the SYN) is moved back to the ISN; what it
+    /// buffered keeps its place.
     pub fn set_isn(&mut self, isn: SeqNum) {
         if self.isn.is_none() {
             self.isn = Some(isn);
         }
-        if self.base.is_none() {
-            self.base = Some(isn + 1);
+        let start = isn + 1;
+        match self.base {
+            None => self.base = Some(start),
+            Some(old) if self.isn == Some(isn) && old != start && self.asm.next() == 0 => {
+                let delta = old.distance_from(start);
+                if delta > 0 && self.asm.shift(delta as u64) {
+                    self.base = Some(start);
+                    self.fin = self.fin.map(|f| f + delta as u64);
+                }
+            }
+            Some(_) => {}
         }
     }
 
