@@ -2,6 +2,39 @@
 //!
 //! Implement [`Listener`] and hand it to [`crate::pipeline`]. Every callback has a
 //! default that does nothing, so a listener implements only what it needs.
+//!
+//! Counting the bytes of every session (the whole program is `examples/count_bytes.rs`):
+//!
+//! ```no_run
+//! use std::collections::HashMap;
+//! use sniffer::{Direction, EndReason, Listener, SessionInfo, Timestamp};
+//! use sniffer::{capture, config, pipeline};
+//!
+//! #[derive(Default)]
+//! struct Counter(HashMap<u64, [u64; 2]>);
+//!
+//! impl Listener for Counter {
+//!     fn data(&mut self, s: &SessionInfo, dir: Direction, _: u64, data: &[u8], _: Timestamp) {
+//!         self.0.entry(s.stream).or_default()[dir.index()] += data.len() as u64;
+//!     }
+//!     fn session_end(&mut self, s: &SessionInfo, why: EndReason, _: Timestamp) {
+//!         let [up, down] = self.0.remove(&s.stream).unwrap_or_default();
+//!         println!("{} {} > {}: {up} up, {down} down ({why})", s.stream, s.client, s.server);
+//!     }
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut source = capture::open(&config::Input::Files(vec!["dump.pcap".into()]))?;
+//! let stats = pipeline::run(source.as_mut(), &config::FlowConfig::default(), &mut Counter::default())?;
+//! eprintln!("{} sessions, {} bytes missing", stats.flow.sessions, stats.flow.gap_bytes);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Events of one session come in this order: `session_start`; `data` and `gap` per
+//! direction in offset order, with `monologue_end` whenever the talking side changes and
+//! once more before the end; `session_end`; then `session_stats` when the session leaves
+//! the table (a closed session lingers briefly to absorb its last ACKs).
 
 use std::{fmt, net::SocketAddr};
 
