@@ -43,6 +43,18 @@ pub(super) fn run(config: &CaptureConfig) -> Result<(), AppError> {
         Format::Pcap
     };
     let mut writer = PcapWriter::new(out, format, snaplen, LinkType::Ethernet, if_name);
+    if let Input::Live(live) = &config.input {
+        let what = if live.all_tcp {
+            "all TCP".to_owned()
+        } else {
+            let ports: Vec<String> = live.ports.iter().map(u16::to_string).collect();
+            format!("TCP port {}", ports.join(", "))
+        };
+        eprintln!(
+            "sniffer: capturing on {} ({what}) into {target}; Ctrl-C stops",
+            live.iface
+        );
+    }
     let writer_err = |e: WriterError| AppError::Io {
         what: target.clone(),
         source: match e {
