@@ -220,6 +220,20 @@ impl FileSource {
             total_size = total_size.saturating_add(reader.size.unwrap_or(0));
             readers.push(reader);
         }
+        Ok(Self::from_readers(readers, total_size))
+    }
+
+    /// Read one capture from any byte stream (pcap or pcapng, plain or gzip), named `name`
+    /// in errors.
+    ///
+    /// # Errors
+    /// As [`FileSource::open`].
+    pub fn from_reader(name: &str, reader: impl Read + Send + 'static) -> Result<Self, FileError> {
+        let reader = FileReader::from_raw(name.to_owned(), Box::new(reader), None)?;
+        Ok(Self::from_readers(vec![reader], 0))
+    }
+
+    fn from_readers(readers: Vec<FileReader>, total_size: u64) -> Self {
         let progress = (total_size >= PROGRESS_MIN_BYTES && io::stderr().is_terminal())
             .then(|| Progress::new(total_size));
         let mut source = Self {
@@ -233,7 +247,7 @@ impl FileSource {
         for i in 0..source.readers.len() {
             source.advance(i);
         }
-        Ok(source)
+        source
     }
 
     /// Read reader `i`'s next frame and queue it, or record why it stopped.
@@ -406,6 +420,18 @@ impl FileReader {
                 )));
             }
             (Box::new(file), meta.is_file().then_some(meta.len()))
+        };
+        Self::from_raw(name, raw, size)
+    }
+
+    fn from_raw(
+        name: String,
+        raw: Box<dyn Read + Send>,
+        size: Option<u64>,
+    ) -> Result<Self, FileError> {
+        let io_err = |source| FileError::Io {
+            path: name.clone(),
+            source,
         };
         let raw_bytes = Arc::new(AtomicU64::new(0));
         let raw = Counting {
