@@ -109,6 +109,9 @@ pub enum Malformed {
     /// A head httparse refused.
     #[error("head does not parse ({0})")]
     BadHead(String),
+    /// A Content-Length or Transfer-Encoding line that does not parse.
+    #[error("framing header line {0:?} does not parse")]
+    BadFramingHeader(String),
 }
 
 /// A request method.
@@ -156,6 +159,9 @@ pub struct MessageHead {
     pub version: u8,
     /// Name and raw value of each header.
     pub headers: Vec<(String, Vec<u8>)>,
+    /// Content-Length or Transfer-Encoding lines httparse could not parse (and dropped),
+    /// as lossy text: the framing they meant is unknown, so the body is refused.
+    pub unparsed_framing: Vec<String>,
 }
 
 impl MessageHead {

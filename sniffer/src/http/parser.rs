@@ -52,6 +52,36 @@ fn copy_headers(headers: &[httparse::Header<'_>]) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
+/// Framing header lines in `raw` that httparse dropped as invalid (it is told to skip
+/// invalid lines, as browsers do, but a framing header must not silently vanish).
+fn unparsed_framing(raw: &[u8], parsed: &[(String, Vec<u8>)]) -> Vec<String> {
+    let mut out = Vec::new();
+    for name in ["content-length", "transfer-encoding"] {
+        let lines: Vec<&[u8]> = raw
+            .split(|&b| b == b'\n')
+            .skip(1)
+            .filter(|l| {
+                l.len() > name.len()
+                    && l[..name.len()].eq_ignore_ascii_case(name.as_bytes())
+                    && l[name.len()..].trim_ascii_start().first() != Some(&b'-')
+                    && !l[name.len()].is_ascii_alphanumeric()
+            })
+            .collect();
+        let kept = parsed
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .count();
+        if lines.len() > kept {
+            out.extend(lines.iter().map(|l| {
+                String::from_utf8_lossy(&l[..l.len().min(100)])
+                    .trim_end()
+                    .to_owned()
+            }));
+        }
+    }
+    out
+}
+
 /// A request line and headers: `head` is exactly one head, blank line included.
 ///
 /// A request target with bytes that are not UTF-8 (old clients send Latin-1) is kept with
@@ -91,12 +121,14 @@ fn parse_request_exact(head: &[u8]) -> Result<(Method, Vec<u8>, MessageHead), Ma
     let method = Method::from_token(req.method.unwrap_or_default());
     let uri = req.path.unwrap_or_default().as_bytes().to_vec();
     let version = req.version.unwrap_or(1);
+    let headers = copy_headers(req.headers);
     Ok((
         method,
         uri,
         MessageHead {
             version,
-            headers: copy_headers(req.headers),
+            unparsed_framing: unparsed_framing(head, &headers),
+            headers,
         },
     ))
 }
@@ -112,12 +144,14 @@ pub(crate) fn parse_response(head: &[u8]) -> Result<(u16, String, MessageHead), 
         }
         Err(e) => return Err(Malformed::BadHead(format!("response: {e}"))),
     }
+    let headers = copy_headers(resp.headers);
     Ok((
         resp.code.unwrap_or_default(),
         resp.reason.unwrap_or_default().to_owned(),
         MessageHead {
             version: resp.version.unwrap_or(1),
-            headers: copy_headers(resp.headers),
+            unparsed_framing: unparsed_framing(head, &headers),
+            headers,
         },
     ))
 }
@@ -146,6 +180,9 @@ pub(crate) fn framing(
 ) -> Result<Framing, Malformed> {
     if bodiless {
         return Ok(Framing::None);
+    }
+    if let Some(line) = head.unparsed_framing.first() {
+        return Err(Malformed::BadFramingHeader(line.clone()));
     }
     let mut length: Option<u64> = None;
     let mut te: Option<Vec<u8>> = None;
@@ -215,6 +252,7 @@ mod tests {
                 .iter()
                 .map(|(n, v)| ((*n).to_owned(), v.as_bytes().to_vec()))
                 .collect(),
+            unparsed_framing: Vec::new(),
         }
     }
 
@@ -227,6 +265,26 @@ mod tests {
         assert_eq!(find_head_end(&buf, &mut scanned), Some(buf.len()));
         let mut s = 0;
         assert_eq!(find_head_end(b"GET / HTTP/1.0\n\nrest", &mut s), Some(16));
+    }
+
+    /// suricata-verify http-evader-311: `Transfer-Encoding:\x7fchunked` is dropped by
+    /// httparse; the body's framing is then unknown and must be refused, not guessed.
+    #[test]
+    fn unparsable_framing_header_refused() {
+        let (_, _, head) =
+            parse_response(b"HTTP/1.1 200 ok\r\nTransfer-Encoding:\x7fchunked\r\nX: y\r\n\r\n")
+                .unwrap();
+        assert_eq!(head.unparsed_framing, ["Transfer-Encoding:\u{7f}chunked"]);
+        assert!(matches!(
+            framing(&head, false, false),
+            Err(Malformed::BadFramingHeader(_))
+        ));
+        let (_, _, ok) = parse_response(
+            b"HTTP/1.1 200 ok\r\nTransfer-Encoding : chunked\r\nContent-Length-X: 1\r\n\r\n",
+        )
+        .unwrap();
+        assert!(ok.unparsed_framing.is_empty());
+        assert_eq!(framing(&ok, false, false), Ok(Framing::Chunked));
     }
 
     #[test]

@@ -141,6 +141,7 @@ mod tests {
                 head: MessageHead {
                     version: 1,
                     headers: vec![("Host".into(), b"example.org".to_vec())],
+                    unparsed_framing: Vec::new(),
                 },
                 ts: Timestamp(1_000_000_000),
                 offset: 0,
@@ -152,6 +153,7 @@ mod tests {
                 head: MessageHead {
                     version: 1,
                     headers: vec![("Content-Type".into(), b"audio/mpeg; x=1".to_vec())],
+                    unparsed_framing: Vec::new(),
                 },
                 ts: Timestamp(2_500_000_000),
                 offset: 0,

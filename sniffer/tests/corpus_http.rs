@@ -1,0 +1,256 @@
+//! Issue 5 against the external corpus (`../shared/captures`, or `SNIFFER_CORPUS`):
+//! every response body TShark decoded (`ref/messages.tsv`) must be extracted byte-exact,
+//! paired with its request, and suricata-verify's expectations (`expected/`) must hold.
+//! Where a reference is wrong or we deliberately differ, the test says so and why.
+//!
+//! Skips, saying so, when the corpus is absent.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::{Path, PathBuf},
+};
+
+use sniffer::{
+    capture,
+    config::{FlowConfig, Input},
+    extract::{ExtractConfig, Extractor},
+    http::{HttpAnalyzer, Limits},
+    pipeline,
+};
+
+fn corpus() -> Option<PathBuf> {
+    let dir = std::env::var_os("SNIFFER_CORPUS").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/captures"),
+        PathBuf::from,
+    );
+    if dir.join("ref/messages.tsv").is_file() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "skipped: no corpus at {} (set SNIFFER_CORPUS to its directory)",
+            dir.display()
+        );
+        None
+    }
+}
+
+/// A saved file as `index.jsonl` lists it.
+#[derive(Debug, Clone)]
+struct Saved {
+    url: String,
+    status: u64,
+    size: u64,
+    sha256: String,
+    complete: bool,
+    gaps: serde_json::Value,
+}
+
+/// Extract every body of `capture` into a fresh directory; the index lines.
+fn extract_all(capture: &Path) -> Vec<Saved> {
+    let out = tempfile::tempdir().unwrap();
+    let ex = Extractor::new(ExtractConfig {
+        dir: out.path().to_owned(),
+        globs: Vec::new(),
+        all: true,
+    })
+    .unwrap();
+    let mut analyzer = HttpAnalyzer::new(ex, Limits::default());
+    let mut source = capture::open(&Input::Files(vec![capture.to_owned()])).unwrap();
+    // A damaged tail (suricata-verify http-mime-truncated is cut mid-record) is reported
+    // by the pipeline; everything before it still counts.
+    let _ = pipeline::run(source.as_mut(), &FlowConfig::default(), &mut analyzer);
+    analyzer.finish();
+    let index = std::fs::read_to_string(out.path().join("index.jsonl")).unwrap();
+    let saved: Vec<Saved> = index
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let file = out.path().join(v["file"].as_str().unwrap());
+            let bytes = std::fs::read(&file).unwrap();
+            assert_eq!(bytes.len() as u64, v["size"].as_u64().unwrap(), "{file:?}");
+            assert_eq!(sha256_hex(&bytes), v["sha256"], "{file:?}");
+            Saved {
+                url: v["url"].as_str().unwrap_or_default().to_owned(),
+                status: v["status"].as_u64().unwrap(),
+                size: v["size"].as_u64().unwrap(),
+                sha256: v["sha256"].as_str().unwrap().to_owned(),
+                complete: v["complete"].as_bool().unwrap(),
+                gaps: v["gaps"].clone(),
+            }
+        })
+        .collect();
+    saved
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest as _;
+    sniffer::extract::hex(&sha2::Sha256::digest(data))
+}
+
+/// Path and query of a URL (TShark writes some as full URLs, some as paths).
+fn path_of(url: &str) -> &str {
+    match url.find("://") {
+        Some(i) => url[i + 3..].find('/').map_or("/", |j| &url[i + 3 + j..]),
+        None => url,
+    }
+}
+
+/// `ref/messages.tsv` responses with a body: file → (uri, sha256).
+fn tshark_responses(corpus: &Path) -> BTreeMap<String, Vec<(String, String)>> {
+    let text = std::fs::read_to_string(corpus.join("ref/messages.tsv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split('\t').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let (file, kind, uri, sha) = (
+        col("file"),
+        col("kind"),
+        col("uri"),
+        col("decoded_body_sha256"),
+    );
+    let mut out: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    for line in lines {
+        let f: Vec<&str> = line.split('\t').collect();
+        if f[kind] == "resp" && !f[sha].is_empty() {
+            out.entry(f[file].to_owned())
+                .or_default()
+                .push((f[uri].to_owned(), f[sha].to_owned()));
+        }
+    }
+    out
+}
+
+#[test]
+fn issue5_corpus_bodies_match_tshark_byte_exact_and_paired() {
+    let Some(corpus) = corpus() else { return };
+    let expected = tshark_responses(&corpus);
+    let (mut total, mut found, mut paired) = (0, 0, 0);
+    let mut missing = Vec::new();
+    let mut mispaired: BTreeMap<String, usize> = BTreeMap::new();
+    for (file, responses) in &expected {
+        let saved = extract_all(&corpus.join(file));
+        let mut by_sha: HashMap<&str, usize> = HashMap::new();
+        let mut by_pair: HashMap<(&str, &str), usize> = HashMap::new();
+        for s in &saved {
+            *by_sha.entry(&s.sha256).or_default() += 1;
+            *by_pair.entry((&s.sha256, path_of(&s.url))).or_default() += 1;
+        }
+        for (uri, sha) in responses {
+            total += 1;
+            match by_sha.get_mut(sha.as_str()) {
+                Some(n) if *n > 0 => {
+                    *n -= 1;
+                    found += 1;
+                }
+                _ => missing.push(format!("{file}: {uri} {sha}")),
+            }
+            match by_pair.get_mut(&(sha.as_str(), path_of(uri))) {
+                Some(n) if *n > 0 => {
+                    *n -= 1;
+                    paired += 1;
+                }
+                _ => *mispaired.entry(file.clone()).or_default() += 1,
+            }
+        }
+    }
+    eprintln!("bodies: {found}/{total} byte-exact; paired with TShark's request: {paired}/{total}");
+    // Deliberate difference: suricata-verify http-evader-311 sends
+    // `Transfer-Encoding:\x7fchunked`. httparse cannot parse that line; TShark drops it and
+    // saves the still-chunked bytes read until close (158 bytes: "4\r\nX5O!\r\n..."), which
+    // is not the entity either way. Issue 5 says malformed framing is refused, never
+    // guessed: we refuse it and count it.
+    assert_eq!(
+        missing,
+        ["suricata-verify__http-evader-311__input.pcap: \
+             http://evader.example.com/broken/eicar.txt/te%3A%5C177chunked;do_chunked \
+             b82e6a661e10e5f1fe94cc21351257f3e95253c4001f595f11d31ee937121520"]
+    );
+    assert_eq!(total, 1250);
+    // Known limit: in nDPI__1kxun.pcap, five mid-stream sessions (e.g. stream 51) miss the
+    // server's first response; the reassembler declares that hole only when the session
+    // ends, after every request was parsed, so the next responses pair one request early
+    // (the bodies themselves are byte-exact). TShark pairs by frame order.
+    //
+    // Reference wrong: suricata-verify http-protocol-nodup pipelines 40 requests on one
+    // connection; TShark's `http.response_for.uri` names the last request it had seen for
+    // 37 of the 40 identical 404 responses (a known TShark limit with pipelining). The
+    // packets pair them in order, as we do: 40 requests, 40 responses, in sequence.
+    let mut want = BTreeMap::new();
+    want.insert("nDPI__1kxun.pcap".to_owned(), 5);
+    want.insert(
+        "suricata-verify__http-protocol-nodup__input.pcap".to_owned(),
+        37,
+    );
+    want.insert("suricata-verify__http-evader-311__input.pcap".to_owned(), 1);
+    assert_eq!(mispaired, want);
+}
+
+/// suricata-verify `expected/*.yaml`, checked where they name file sizes and states.
+#[test]
+fn issue5_suricata_verify_expectations() {
+    let Some(corpus) = corpus() else { return };
+    let run = |name: &str| extract_all(&corpus.join(name));
+
+    // http-gap-simple: three responses; /2 (Content-Length 70) loses 14 bytes.
+    // Suricata expects the two others at 14 bytes; their Content-Length is 12 and the two
+    // extra bytes are a CRLF after the body (TShark also says 12). We follow the header.
+    let s = run("suricata-verify__http-gap-simple__input.pcap");
+    let got: Vec<_> = s
+        .iter()
+        .map(|s| (path_of(&s.url).to_owned(), s.size, s.complete))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("/1".to_owned(), 12, true),
+            ("/2".to_owned(), 70, false),
+            ("/3".to_owned(), 12, true)
+        ]
+    );
+    assert_eq!(s[1].gaps, serde_json::json!([[14, 28]]));
+
+    // http-pipeline-files-with-gap: three files, one of 733 bytes truncated with gaps
+    // (Suricata's sha256 there is of nothing; ours is of the zero padding, declared).
+    let s = run("suricata-verify__http-pipeline-files-with-gap__input.pcap");
+    assert_eq!(s.len(), 3);
+    let truncated: Vec<_> = s.iter().filter(|s| !s.complete).collect();
+    assert_eq!(truncated.len(), 1);
+    assert_eq!(truncated[0].size, 733);
+    assert_eq!(truncated[0].gaps, serde_json::json!([[0, 733]]));
+
+    // http-brotli-ce: two files, 121 bytes (95 compressed) and 1743, both decoded.
+    let s = run("suricata-verify__http-brotli-ce__input.pcap");
+    let mut sizes: Vec<u64> = s.iter().map(|s| s.size).collect();
+    sizes.sort_unstable();
+    assert_eq!(sizes, [121, 1743]);
+
+    // http-evader-181: `Content-Encoding:: gzip` over a plain body: the unknown coding
+    // is kept as sent, so eicar.txt is saved whole.
+    let s = run("suricata-verify__http-evader-181__input.pcap");
+    assert_eq!(s.len(), 1);
+    assert_eq!(
+        s[0].sha256,
+        sha256_hex(b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*")
+    );
+
+    // http-protocol-nodup: 40 transactions, one file each.
+    assert_eq!(
+        run("suricata-verify__http-protocol-nodup__input.pcap").len(),
+        40
+    );
+    // bug-4810 (PPPoE), http-ipv6, 2008.mp4, the PDF: one response each, 200, complete.
+    for name in [
+        "suricata-verify__bug-4810__pppoe-session-http.pcap",
+        "suricata-verify__http-ipv6__input.pcap",
+        "suricata-verify__bug-2558-02__2008.mp4.pcap",
+        "suricata-verify__filestore-v2.1-forced__suricata-update-pdf.pcap",
+    ] {
+        let s = run(name);
+        assert_eq!(s.len(), 1, "{name}");
+        assert!(s[0].complete && s[0].status == 200, "{name}: {s:?}");
+    }
+    // http-mime-truncated: Suricata's expected file is a multipart upload inside a
+    // request body; this tool saves responses only. Its eight responses are all whole.
+    let s = run("suricata-verify__http-mime-truncated__input.pcap");
+    assert_eq!(s.len(), 8);
+    assert!(s.iter().all(|s| s.complete));
+}
