@@ -26,6 +26,12 @@ use tests::{Child, HttpServer, Netns, VethPair, require_root, write_pattern_file
 /// The file served: a few megabytes, so a transfer spans many (and, with TSO, large) skbs.
 const BODY_LEN: usize = 3 * 1024 * 1024 + 123;
 
+/// What a capture thread returns: (wire length, bytes) per frame, and the source's stats.
+type Captured = (Vec<(u32, Vec<u8>)>, SourceStats);
+
+/// Every skb, even a 64 KiB GSO one, is captured whole.
+const SNAPLEN: u32 = 65536;
+
 /// One side of the test setup: namespaces, link, server, content.
 struct Lab {
     // Drop order: server, then link, then namespaces.
@@ -99,17 +105,12 @@ fn fetch(lab: &Lab, v6: bool, port: u16) -> Fetch {
 
 /// Starts live capture on the server's veth end (inside its namespace) in a thread that
 /// collects owned frames until stopped.
-fn start_capture(
-    lab: &Lab,
-) -> (
-    StopHandle,
-    thread::JoinHandle<(Vec<(u32, Vec<u8>)>, SourceStats)>,
-) {
+fn start_capture(lab: &Lab) -> (StopHandle, thread::JoinHandle<Captured>) {
     let config = LiveConfig {
         iface: lab.veth.a_if.clone(),
         ports: vec![80],
         all_tcp: false,
-        snaplen: sniffer_ebpf_max_snaplen(),
+        snaplen: SNAPLEN,
         ring_bytes: 64 << 20,
     };
     let source = lab
@@ -128,11 +129,6 @@ fn start_capture(
         (frames, stats)
     });
     (stop, handle)
-}
-
-/// 65536: every skb, even a 64 KiB GSO one, is captured whole.
-fn sniffer_ebpf_max_snaplen() -> u32 {
-    65536
 }
 
 /// A TCP segment as the tests look at it.
@@ -363,13 +359,14 @@ fn cli_write(pcapng: bool) {
         .path()
         .join(if pcapng { "out.pcapng" } else { "out.pcap" });
     let bin = sniffer_bin();
+    let snaplen = SNAPLEN.to_string();
     let mut args = vec![
         bin.to_str().unwrap(),
         "capture",
         "-i",
         &lab.veth.a_if,
         "--snaplen",
-        "65536",
+        &snaplen,
         "-w",
         file.to_str().unwrap(),
     ];
