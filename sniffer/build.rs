@@ -1,5 +1,5 @@
 //! Builds the kernel program (`sniffer-ebpf`'s bin) for the bpf target and leaves it in
-//! `OUT_DIR/sniffer`, where `capture::live` embeds it. This is what aya-template does.
+//! `OUT_DIR/sniffer-ebpf`, where `capture::live` embeds it. This is what aya-template does.
 //!
 //! It needs the nightly toolchain with `rust-src` and `bpf-linker`; `cargo xtask setup`
 //! installs them. With `AYA_BUILD_SKIP=1` the eBPF build is skipped (for fuzzing and
@@ -13,7 +13,7 @@ fn main() -> anyhow::Result<()> {
     let root_dir = ebpf_dir
         .to_str()
         .ok_or_else(|| anyhow::anyhow!("non-UTF-8 path {}", ebpf_dir.display()))?;
-    let out = PathBuf::from(env::var("OUT_DIR")?).join("sniffer");
+    let out = PathBuf::from(env::var("OUT_DIR")?).join("sniffer-ebpf");
     let skip = env::var("AYA_BUILD_SKIP").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
     if skip {
         if !out.exists() {

@@ -38,7 +38,7 @@ use super::{CaptureError, Frame, KernelCounters, LinkType, PacketSource, SourceS
 use crate::config::LiveConfig;
 
 /// The kernel program, built by `build.rs` (empty when built with `AYA_BUILD_SKIP=1`).
-static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sniffer"));
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sniffer-ebpf"));
 
 /// `ARPHRD_RAWIP` from `<linux/if_arp.h>` (not in the libc crate).
 const ARPHRD_RAWIP: u16 = 519;
