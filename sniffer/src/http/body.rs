@@ -36,13 +36,17 @@ impl Default for Chunked {
 impl Chunked {
     /// Feed framed bytes; chunk data goes to `out`. Returns the bytes consumed: less than
     /// `input.len()` only when the body ended (the rest belongs to the next message).
+    ///
+    /// On error, also how many bytes of `input` came before the point of failure; that
+    /// point is the same however the stream was cut into calls.
     pub(crate) fn feed(
         &mut self,
         mut input: &[u8],
         limits: &Limits,
         out: &mut dyn FnMut(&[u8]),
-    ) -> Result<usize, Malformed> {
+    ) -> Result<usize, (usize, Malformed)> {
         let total = input.len();
+        let used = |rest: &[u8]| total - rest.len();
         while !input.is_empty() {
             match self {
                 Self::Size { line } => {
@@ -51,14 +55,18 @@ impl Chunked {
                         None => (input, false),
                     };
                     if line.len() + piece.len() > MAX_CHUNK_LINE {
-                        return Err(Malformed::BadChunkSize(
-                            "chunk-size line longer than 4096 bytes".into(),
+                        return Err((
+                            used(input) + MAX_CHUNK_LINE - line.len(),
+                            Malformed::BadChunkSize(
+                                "chunk-size line longer than 4096 bytes".into(),
+                            ),
                         ));
                     }
                     line.extend_from_slice(piece);
                     input = &input[piece.len() + usize::from(ended)..];
                     if ended {
-                        let size = parse_chunk_size(line, limits.max_chunk_size)?;
+                        let size = parse_chunk_size(line, limits.max_chunk_size)
+                            .map_err(|m| (used(input), m))?;
                         *self = if size == 0 {
                             Self::Trailer {
                                 line_len: 0,
@@ -83,7 +91,7 @@ impl Chunked {
                         (b'\r', false) => *seen_cr = true,
                         (b'\n', _) => *self = Self::Size { line: Vec::new() },
                         (b, _) => {
-                            return Err(Malformed::BadChunkEnd(b));
+                            return Err((used(input), Malformed::BadChunkEnd(b)));
                         }
                     }
                     input = &input[1..];
@@ -94,11 +102,15 @@ impl Chunked {
                         None => (input, false),
                     };
                     *line_len += piece.iter().filter(|&&b| b != b'\r').count();
+                    let before = *t;
                     *t += piece.len() + usize::from(ended);
                     if *t > limits.max_head_bytes {
-                        return Err(Malformed::HeadTooLong {
-                            limit: limits.max_head_bytes,
-                        });
+                        return Err((
+                            used(input) + limits.max_head_bytes - before,
+                            Malformed::HeadTooLong {
+                                limit: limits.max_head_bytes,
+                            },
+                        ));
                     }
                     input = &input[piece.len() + usize::from(ended)..];
                     if ended {
@@ -354,7 +366,9 @@ mod tests {
         let mut out = Vec::new();
         let mut used = 0;
         for p in input.chunks(piece.max(1)) {
-            let n = c.feed(p, &Limits::default(), &mut |d| out.extend_from_slice(d))?;
+            let n = c
+                .feed(p, &Limits::default(), &mut |d| out.extend_from_slice(d))
+                .map_err(|(_, m)| m)?;
             used += n;
             if c.is_done() {
                 break;

@@ -666,15 +666,23 @@ impl<L: HttpListener> Core<L> {
         let side = &mut s.sides[dir.index()];
         let mut at = side.next_offset;
         side.next_offset += bytes.len() as u64;
+        // A step may consume nothing when it only changed state (a refusal at the first
+        // byte); two such steps in a row would be a bug, not progress.
+        let mut stalled = false;
         while !bytes.is_empty() {
             let consumed = match dir {
                 Direction::Orig => self.orig_step(s, at, bytes, ts),
                 Direction::Resp => self.resp_step(s, at, bytes, ts),
             };
-            debug_assert!(consumed > 0, "a step must make progress");
             if consumed == 0 {
-                break;
+                debug_assert!(!stalled, "a step must make progress");
+                if stalled {
+                    break;
+                }
+                stalled = true;
+                continue;
             }
+            stalled = false;
             at += consumed as u64;
             bytes = &bytes[consumed..];
         }
@@ -718,18 +726,7 @@ impl<L: HttpListener> Core<L> {
         let side = &mut s.sides[0];
         match &mut side.state {
             SideState::Closed | SideState::AwaitTunnel => bytes.len(),
-            SideState::Resync => match find_request_start(bytes) {
-                Some(i) => {
-                    side.state = SideState::Head;
-                    side.head.clear();
-                    if i == 0 {
-                        self.orig_step(s, at, bytes, ts)
-                    } else {
-                        i
-                    }
-                }
-                None => bytes.len(),
-            },
+            SideState::Resync => resync(side, Direction::Orig, at, bytes),
             SideState::Body(f) => {
                 let (n, done) = match f {
                     BodyFraming::Length(rem) => {
@@ -739,12 +736,12 @@ impl<L: HttpListener> Core<L> {
                     }
                     BodyFraming::Chunked(c) => match c.feed(bytes, &self.limits, &mut |_| {}) {
                         Ok(n) => (n, c.is_done()),
-                        Err(e) => {
+                        Err((n, e)) => {
                             log::debug!("stream {}: request body refused: {e}", s.info.stream);
                             self.stats.malformed += 1;
                             self.stats.resyncs += 1;
-                            side.state = SideState::Resync;
-                            return bytes.len();
+                            side.enter_resync();
+                            return n;
                         }
                     },
                     BodyFraming::UntilClose => (bytes.len(), false),
@@ -792,7 +789,7 @@ impl<L: HttpListener> Core<L> {
         log::debug!("stream {}: {dir} refused: {m}", s.info.stream);
         self.stats.malformed += 1;
         self.stats.resyncs += 1;
-        side.state = SideState::Resync;
+        side.enter_resync();
     }
 
     fn on_request_head(&mut self, s: &mut Session, ts: Timestamp) {
@@ -849,19 +846,7 @@ impl<L: HttpListener> Core<L> {
         let side = &mut sides[1];
         match &mut side.state {
             SideState::Closed | SideState::AwaitTunnel => bytes.len(),
-            SideState::Resync => match find_response_start(bytes) {
-                Some(i) => {
-                    side.state = SideState::Head;
-                    side.after_loss = true;
-                    side.head.clear();
-                    if i == 0 {
-                        self.resp_step(s, at, bytes, ts)
-                    } else {
-                        i
-                    }
-                }
-                None => bytes.len(),
-            },
+            SideState::Resync => resync(side, Direction::Resp, at, bytes),
             SideState::Head => {
                 let (n, step) = self.take_head(side, at, bytes);
                 match step {
@@ -876,7 +861,7 @@ impl<L: HttpListener> Core<L> {
             }
             SideState::Body(f) => {
                 let Some(cur) = current.as_mut() else {
-                    side.state = SideState::Resync;
+                    side.enter_resync();
                     return bytes.len();
                 };
                 let (n, done) = match f {
@@ -902,7 +887,7 @@ impl<L: HttpListener> Core<L> {
                             body_bytes(listener, stats, cur, d);
                         }) {
                             Ok(n) => (n, c.is_done()),
-                            Err(m) => {
+                            Err((n, m)) => {
                                 let mut cur = current.take().expect("checked above");
                                 cur.tx
                                     .body
@@ -911,9 +896,9 @@ impl<L: HttpListener> Core<L> {
                                 cur.tx.body.gaps.push((cur.tx.body.raw_len, None));
                                 self.stats.malformed += 1;
                                 self.stats.resyncs += 1;
-                                side.state = SideState::Resync;
+                                side.enter_resync();
                                 self.finish_body(&mut cur, false);
-                                return bytes.len();
+                                return n;
                             }
                         }
                     }
@@ -1013,7 +998,7 @@ impl<L: HttpListener> Core<L> {
         tx.body.framing = Some(framing);
         if matches!(s.sides[0].state, SideState::AwaitTunnel) && !tunnel {
             // The upgrade or CONNECT was refused: the client keeps talking HTTP.
-            s.sides[0].state = SideState::Resync;
+            s.sides[0].enter_resync();
         }
         if tunnel {
             self.stats.tunnels += 1;
@@ -1104,6 +1089,10 @@ impl<L: HttpListener> Core<L> {
         if offset.saturating_add(len) <= side.next_offset {
             return;
         }
+        if matches!(side.state, SideState::Resync) {
+            // The line being gathered lost its middle: start a new one after the gap.
+            side.head.clear();
+        }
         let len = len - side.next_offset.saturating_sub(offset);
         side.next_offset += len;
         match dir {
@@ -1126,8 +1115,7 @@ impl<L: HttpListener> Core<L> {
                 SideState::Head | SideState::Body(_) => {
                     // A request head (or a body's end and what followed) was lost. One
                     // placeholder keeps the next response from pairing with a later request.
-                    side.head.clear();
-                    side.state = SideState::Resync;
+                    side.enter_resync();
                     self.stats.resyncs += 1;
                     s.pending.push_back(Request {
                         method: Method::Other("-".into()),
@@ -1142,8 +1130,7 @@ impl<L: HttpListener> Core<L> {
             Direction::Resp => {
                 let Some(mut cur) = s.current.take() else {
                     if !matches!(side.state, SideState::Closed | SideState::Resync) {
-                        side.head.clear();
-                        side.state = SideState::Resync;
+                        side.enter_resync();
                         self.stats.resyncs += 1;
                     }
                     return;
@@ -1174,7 +1161,7 @@ impl<L: HttpListener> Core<L> {
                         self.body_gap(&mut cur, len, false);
                     }
                     _ => {
-                        side.state = SideState::Resync;
+                        side.enter_resync();
                         self.stats.resyncs += 1;
                         self.body_gap(&mut cur, len, true);
                         cur.tx
@@ -1197,20 +1184,74 @@ enum HeadStep {
     TooLong(Malformed),
 }
 
-/// Where a status line starts in `bytes` (at its start or after a line end).
-fn find_response_start(bytes: &[u8]) -> Option<usize> {
-    memchr::memmem::find_iter(bytes, b"HTTP/1.").find(|&i| i == 0 || bytes[i - 1] == b'\n')
+/// Longest line `Resync` looks at: a start line longer than this is not believed.
+const MAX_RESYNC_LINE: usize = 8 * 1024;
+
+impl Side {
+    /// Lost the place: look for the next line that starts a message.
+    fn enter_resync(&mut self) {
+        self.state = SideState::Resync;
+        self.head.clear();
+    }
 }
 
-/// Where a request line starts: a line holding `METHOD SP target SP HTTP/1.`.
-fn find_request_start(bytes: &[u8]) -> Option<usize> {
-    memchr::memmem::find_iter(bytes, b" HTTP/1.").find_map(|i| {
-        let line_start = memchr::memrchr(b'\n', &bytes[..i]).map_or(0, |p| p + 1);
-        let line = &bytes[line_start..i];
-        let method_end = line.iter().position(|&b| b == b' ')?;
-        let method = &line[..method_end];
-        (!method.is_empty() && method.iter().all(u8::is_ascii_uppercase)).then_some(line_start)
-    })
+/// `Resync`: gather the current line (its last [`MAX_RESYNC_LINE`] bytes); when it ends,
+/// switch to `Head` if a message starts in it: a status line (`HTTP/1.x NNN`), or
+/// `METHOD target HTTP/1.x`. The start may follow other bytes on the line (the tail of an
+/// unframed body has no line end). Working on whole lines makes the result the same
+/// however the stream was cut into segments. Returns bytes consumed.
+fn resync(side: &mut Side, dir: Direction, at: u64, bytes: &[u8]) -> usize {
+    let (n, ended) = match memchr::memchr(b'\n', bytes) {
+        Some(i) => (i + 1, true),
+        None => (bytes.len(), false),
+    };
+    let piece = &bytes[..n];
+    let line_start = at + n as u64;
+    if piece.len() >= MAX_RESYNC_LINE {
+        side.head.clear();
+        side.head
+            .extend_from_slice(&piece[piece.len() - MAX_RESYNC_LINE..]);
+    } else {
+        side.head.extend_from_slice(piece);
+        if side.head.len() > MAX_RESYNC_LINE {
+            let excess = side.head.len() - MAX_RESYNC_LINE;
+            side.head.drain(..excess);
+        }
+    }
+    if !ended {
+        return n;
+    }
+    let line = &side.head;
+    let start = match dir {
+        Direction::Resp => memchr::memmem::find_iter(line, b"HTTP/1.").find(|&k| {
+            let l = &line[k..];
+            l.len() >= 12
+                && l[7].is_ascii_digit()
+                && l[8] == b' '
+                && l[9..12].iter().all(u8::is_ascii_digit)
+        }),
+        Direction::Orig => memchr::memmem::find(line, b" HTTP/1.").and_then(|p| {
+            let target_start = memchr::memrchr(b' ', &line[..p])?;
+            let method = &line[..target_start];
+            let run = method
+                .iter()
+                .rev()
+                .take_while(|b| b.is_ascii_uppercase())
+                .count();
+            (run >= 3).then(|| target_start - run)
+        }),
+    };
+    match start {
+        Some(k) => {
+            side.head.drain(..k);
+            side.head_offset = line_start - side.head.len() as u64;
+            side.state = SideState::Head;
+            side.scanned = 0;
+            side.after_loss |= dir == Direction::Resp;
+        }
+        None => side.head.clear(),
+    }
+    n
 }
 
 impl<L: HttpListener> Listener for HttpAnalyzer<L> {
