@@ -22,7 +22,8 @@ use sniffer::{
 
 struct Grooveshark {
     out: PathBuf,
-    file: Option<File>,
+    /// The body being dumped: its transaction (stream, number) and file.
+    file: Option<((u64, u64), File)>,
     written: u64,
     done: bool,
 }
@@ -43,7 +44,7 @@ impl HttpListener for Grooveshark {
         }
         match File::create_new(&self.out) {
             Ok(f) => {
-                self.file = Some(f);
+                self.file = Some(((tx.stream, tx.number), f));
                 true
             }
             Err(e) => {
@@ -54,7 +55,12 @@ impl HttpListener for Grooveshark {
     }
 
     fn body(&mut self, tx: &Transaction, event: BodyEvent<'_>) {
-        let Some(f) = &mut self.file else { return };
+        let Some((id, f)) = &mut self.file else {
+            return;
+        };
+        if *id != (tx.stream, tx.number) {
+            return;
+        }
         let bytes = match event {
             // Identity bodies come as raw bytes; coded ones also as decoded bytes.
             BodyEvent::Raw { bytes, .. } if tx.body.codings.is_empty() => bytes,
@@ -74,7 +80,12 @@ impl HttpListener for Grooveshark {
     }
 
     fn http_transaction(&mut self, tx: &Transaction) {
-        if self.file.take().is_some() {
+        if self
+            .file
+            .as_ref()
+            .is_some_and(|(id, _)| *id == (tx.stream, tx.number))
+        {
+            self.file = None;
             println!(
                 "dumped {} bytes of audio to {}{}",
                 self.written,
