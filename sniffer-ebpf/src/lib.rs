@@ -59,6 +59,12 @@ pub struct Config {
     pub snaplen: u32,
     /// Bit set of `FLAG_*`.
     pub flags: u32,
+    /// Wake the reader only once this many bytes wait in the ring (0: every record).
+    /// Below it the reader is not woken and drains on its own poll interval: one wakeup
+    /// per batch instead of one per packet.
+    pub wakeup_bytes: u32,
+    /// Zero; keeps the size a multiple of 8 with no implicit padding.
+    pub reserved: u32,
 }
 
 /// Match every TCP packet, ignoring `PORTS`.
@@ -105,7 +111,7 @@ impl Counter {
 
 // No implicit padding: the sizes are the sums of the field sizes.
 const _: () = assert!(RecordHeader::LEN == 8 + 4 + 4 + 4 + 2 + 2);
-const _: () = assert!(size_of::<Config>() == 4 + 4);
+const _: () = assert!(size_of::<Config>() == 4 + 4 + 4 + 4);
 
 #[cfg(all(feature = "user", not(target_arch = "bpf")))]
 mod pod {

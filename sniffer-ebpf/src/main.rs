@@ -11,7 +11,8 @@
 //! 5. a match writes a [`RecordHeader`] at the start of this CPU's `SCRATCH` slot, copies
 //!    `min(len, snaplen)` packet bytes after it with `bpf_skb_load_bytes`, and hands
 //!    header + bytes to `bpf_ringbuf_output` (exactly the record's size, no fixed-size
-//!    reservation). Failures are counted (`CopyFailed`, `RingFull`).
+//!    reservation). Failures are counted (`CopyFailed`, `RingFull`). The reader is woken
+//!    only when `Config::wakeup_bytes` are waiting; it polls for smaller batches.
 //!
 //! All packet reads go through `bpf_skb_load_bytes`: socket filters have no direct packet
 //! access. `skb->data` starts at the link-layer header for an AF_PACKET SOCK_RAW socket.
@@ -21,7 +22,7 @@
 #[cfg(target_arch = "bpf")]
 mod program {
     use aya_ebpf::{
-        bindings::__sk_buff,
+        bindings::{__sk_buff, BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
         helpers::generated::{bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_skb_load_bytes},
         macros::{map, socket_filter},
         maps::{Array, HashMap, PerCpuArray, RingBuf},
@@ -120,7 +121,7 @@ mod program {
         count(Counter::Matched, 1);
         count(Counter::MatchedBytes, u64::from(wire_len));
         debug!(&ctx, "match {}:{} len {}", sport, dport, wire_len);
-        output(&ctx, cfg.snaplen, wire_len, ifindex, pkt_type, protocol_be);
+        output(&ctx, &cfg, wire_len, ifindex, pkt_type, protocol_be);
         0
     }
 
@@ -224,7 +225,7 @@ mod program {
     #[inline(always)]
     fn output(
         ctx: &SkBuffContext,
-        snaplen: u32,
+        cfg: &Config,
         wire_len: u32,
         ifindex: u32,
         pkt_type: u32,
@@ -238,8 +239,8 @@ mod program {
         };
         let slot = slot.cast::<u8>();
         let mut cap_len = wire_len;
-        if cap_len > snaplen {
-            cap_len = snaplen;
+        if cap_len > cfg.snaplen {
+            cap_len = cfg.snaplen;
             count(Counter::Truncated, 1);
         }
         // The bound the verifier needs to see on the helper's size argument: 1..=MAX_SNAPLEN.
@@ -275,7 +276,14 @@ mod program {
         // SAFETY: the first RecordHeader::LEN + cap_len bytes of the slot were just written.
         let record =
             unsafe { core::slice::from_raw_parts(slot, RecordHeader::LEN + cap_len as usize) };
-        if RECORDS.output::<[u8]>(record, 0).is_err() {
+        // Wake the reader once a batch is waiting, not for every packet; below the
+        // threshold it drains on its poll interval.
+        let wakeup = if RECORDS.query(u64::from(BPF_RB_AVAIL_DATA)) >= u64::from(cfg.wakeup_bytes) {
+            BPF_RB_FORCE_WAKEUP
+        } else {
+            BPF_RB_NO_WAKEUP
+        };
+        if RECORDS.output::<[u8]>(record, u64::from(wakeup)).is_err() {
             count(Counter::RingFull, 1);
         }
     }

@@ -15,7 +15,9 @@
 
 use std::{
     io,
-    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    mem::ManuallyDrop,
+    os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
+    ptr::NonNull,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -25,7 +27,7 @@ use std::{
 
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
-    maps::{Array, HashMap, MapData, MapError, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, MapData, MapError, PerCpuArray, RingBuf, ring_buf::RingBufItem},
     programs::{ProgramError, SocketFilter},
 };
 use sniffer_ebpf::{Counter, RecordHeader, names};
@@ -45,8 +47,14 @@ const ARPHRD_RAWIP: u16 = 519;
 /// `ARPHRD_IP6GRE` from `<linux/if_arp.h>` (not in the libc crate).
 const ARPHRD_IP6GRE: u16 = 823;
 
-/// How long a wait for ring-buffer data lasts before the stop flag is looked at again.
-const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// How long a wait for ring-buffer data lasts: the kernel wakes the reader only for
+/// batches of [`WAKEUP_BYTES`], so smaller batches (and a stop request) are picked up
+/// within this interval.
+const POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+/// The kernel wakes the reader once this many bytes wait in the ring (or an eighth of a
+/// smaller ring): one wakeup per batch instead of one per packet.
+const WAKEUP_BYTES: u32 = 1 << 20;
 
 /// Live capture could not start or went wrong.
 #[derive(Debug, thiserror::Error)]
@@ -193,13 +201,44 @@ enum Phase {
     Done,
 }
 
+/// The ring buffer, on the heap behind a raw pointer, so that a record borrowed from it
+/// stays valid while the [`LiveSource`] owning both moves.
+struct RingBox(NonNull<RingBuf<MapData>>);
+
+// SAFETY: RingBuf<MapData> is Send; RingBox owns it exclusively (it is a leaked Box).
+unsafe impl Send for RingBox {}
+
+/// The ring's descriptor, for readiness polling only.
+struct RingFd(RawFd);
+
+impl AsRawFd for RingFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+/// The record handed out last: released (consumed in the ring) on the next call.
+struct Current(
+    #[expect(dead_code, reason = "held for its Drop, which consumes the record")]
+    RingBufItem<'static>,
+);
+
+// SAFETY: the item refers only into the RingBox of the same LiveSource (a heap
+// ConsumerPos and the mmapped data), which moves between threads with it.
+unsafe impl Send for Current {}
+
 /// A live device as a [`PacketSource`].
 ///
 /// Invariants: while `phase` is `Running`, `socket` is `Some` and the filter is attached to
 /// it; once `Draining`, `socket` is `None`, so no new record can enter the ring.
+/// `current`, if any, borrows from `ring` (its `'static` is a lie told to the type
+/// system): it is released before the ring is read again and before the ring is freed,
+/// and the ring is touched only through `ring` while no `current` exists.
 pub struct LiveSource {
+    current: Option<Current>,
     runtime: tokio::runtime::Runtime,
-    ring: AsyncFd<RingBuf<MapData>>,
+    ready: ManuallyDrop<AsyncFd<RingFd>>,
+    ring: RingBox,
     counters: PerCpuArray<MapData, u64>,
     logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
     socket: Option<OwnedFd>,
@@ -210,8 +249,6 @@ pub struct LiveSource {
     link_type: LinkType,
     /// CLOCK_REALTIME − CLOCK_MONOTONIC, in nanoseconds, sampled at open.
     mono_to_wall_ns: i128,
-    /// The current frame's bytes.
-    buf: Vec<u8>,
     stats: SourceStats,
     /// Kept last: the program and its maps live as long as the source.
     _ebpf: Ebpf,
@@ -281,6 +318,8 @@ impl LiveSource {
         fill_maps(&mut ebpf, config, flags)?;
         let counters = take_map::<PerCpuArray<MapData, u64>>(&mut ebpf, names::COUNTERS)?;
         let ring = take_map::<RingBuf<MapData>>(&mut ebpf, names::RECORDS)?;
+        let ring_fd = RingFd(ring.as_raw_fd());
+        let ring = RingBox(NonNull::from(Box::leak(Box::new(ring))));
 
         let program: &mut SocketFilter = ebpf
             .program_mut(names::PROGRAM)
@@ -335,23 +374,36 @@ impl LiveSource {
             .enable_time()
             .build()
             .map_err(|e| LiveError::os("starting the tokio runtime", iface, e))?;
-        let (ring, sigint, sigterm) = {
+        let (ready, sigint, sigterm) = {
             let _guard = runtime.enter();
-            // SAFETY: the RingBuf owns its map's descriptor and keeps it open and unchanged
-            // for as long as it lives, which is as long as the AsyncFd owning it.
-            let ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
-                .map_err(|e| LiveError::os("polling the ring buffer", iface, e.into_parts().1))?;
+            // SAFETY: the RingBuf (in `ring`) owns this descriptor and keeps it open and
+            // unchanged until it is freed, which Drop does only after dropping the AsyncFd.
+            let ready = unsafe { AsyncFd::register_with_interest(ring_fd, Interest::READABLE) };
+            let ready = match ready {
+                Ok(r) => r,
+                Err(e) => {
+                    // SAFETY: leaked above, not shared with anything yet.
+                    drop(unsafe { Box::from_raw(ring.0.as_ptr()) });
+                    return Err(LiveError::os(
+                        "polling the ring buffer",
+                        iface,
+                        e.into_parts().1,
+                    ));
+                }
+            };
             let sigint = tokio::signal::unix::signal(SignalKind::interrupt())
                 .map_err(|e| LiveError::os("handling Ctrl-C", iface, e))?;
             let sigterm = tokio::signal::unix::signal(SignalKind::terminate())
                 .map_err(|e| LiveError::os("handling SIGTERM", iface, e))?;
-            (ring, sigint, sigterm)
+            (ready, sigint, sigterm)
         };
         log::debug!(
             "capturing on {iface} (ifindex {ifindex}, ARPHRD {arphrd}, {link_type:?}, flags {flags:#x})"
         );
         Ok(Self {
+            current: None,
             runtime,
+            ready: ManuallyDrop::new(ready),
             ring,
             counters,
             logger,
@@ -362,7 +414,6 @@ impl LiveSource {
             phase: Phase::Running,
             link_type,
             mono_to_wall_ns: mono_to_wall_offset(),
-            buf: Vec::with_capacity(sniffer_ebpf::MAX_SNAPLEN as usize),
             stats: SourceStats::default(),
             _ebpf: ebpf,
         })
@@ -418,14 +469,14 @@ impl LiveSource {
     fn wait(&mut self) {
         let Self {
             runtime,
-            ring,
+            ready,
             sigint,
             sigterm,
             ..
         } = self;
         let stop_requested = runtime.block_on(async {
             tokio::select! {
-                ready = ring.readable() => {
+                ready = ready.readable() => {
                     if let Ok(mut guard) = ready {
                         // The caller drains until empty next, so clearing here loses nothing.
                         guard.clear_ready();
@@ -446,14 +497,37 @@ impl LiveSource {
     }
 }
 
+impl Drop for LiveSource {
+    fn drop(&mut self) {
+        // Order matters: the borrowed record, then the readiness registration, then the
+        // ring they refer to.
+        self.current = None;
+        // SAFETY: dropped once, here; never used afterwards.
+        unsafe { ManuallyDrop::drop(&mut self.ready) };
+        // SAFETY: leaked in `open`, freed only here; nothing borrows from it any more.
+        drop(unsafe { Box::from_raw(self.ring.0.as_ptr()) });
+    }
+}
+
 impl PacketSource for LiveSource {
     fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
+        // Release the previous record: its space in the ring goes back to the kernel.
+        self.current = None;
         loop {
             if self.phase == Phase::Running && self.stop.0.stop.load(Ordering::SeqCst) {
                 self.begin_drain();
             }
-            if let Some(item) = self.ring.get_mut().next() {
-                let record: &[u8] = &item;
+            // SAFETY: no record is outstanding (released above), so this is the only
+            // reference into the ring; the RingBox lives until Drop.
+            let ring = unsafe { &mut *self.ring.0.as_ptr() };
+            if let Some(item) = ring.next() {
+                // SAFETY: see the invariants on LiveSource: the item is dropped before the
+                // ring is used again or freed.
+                let item: RingBufItem<'static> = unsafe { std::mem::transmute(item) };
+                // SAFETY: the bytes live in the ring's mmapped data area, not in `item`, so
+                // they stay put when `item` moves into `current`, which keeps them unconsumed.
+                let record: &'static [u8] =
+                    unsafe { std::slice::from_raw_parts(item.as_ptr(), item.len()) };
                 let Some((head, data)) = record.split_at_checked(RecordHeader::LEN) else {
                     continue;
                 };
@@ -461,9 +535,7 @@ impl PacketSource for LiveSource {
                 let header: RecordHeader =
                     unsafe { head.as_ptr().cast::<RecordHeader>().read_unaligned() };
                 let cap = (header.cap_len as usize).min(data.len());
-                self.buf.clear();
-                self.buf.extend_from_slice(&data[..cap]);
-                drop(item);
+                let data = &data[..cap];
                 let wall = i128::from(header.ts_mono_ns) + self.mono_to_wall_ns;
                 let ts = Timestamp(u64::try_from(wall).unwrap_or(0));
                 self.stats.frames += 1;
@@ -471,10 +543,12 @@ impl PacketSource for LiveSource {
                 if (cap as u64) < u64::from(header.wire_len) {
                     self.stats.truncated += 1;
                 }
+                self.current = Some(Current(item));
                 return Ok(Some(Frame {
                     ts,
                     link_type: self.link_type,
-                    data: &self.buf,
+                    // Borrowed from `current` for as long as `self` is borrowed.
+                    data,
                     orig_len: header.wire_len,
                 }));
             }
@@ -614,6 +688,8 @@ fn fill_maps(ebpf: &mut Ebpf, config: &LiveConfig, flags: u32) -> Result<(), Liv
         sniffer_ebpf::Config {
             snaplen: config.snaplen,
             flags,
+            wakeup_bytes: (config.ring_bytes / 8).min(WAKEUP_BYTES),
+            reserved: 0,
         },
         0,
     )

@@ -10,7 +10,7 @@
 //! (or the default given to [`PcapWriter::new`] if no frame ever comes). pcapng gets one
 //! interface block per link type seen; pcap cannot mix link types and says so.
 
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 
 use super::{Frame, LinkType, SourceStats, Timestamp};
 
@@ -182,10 +182,11 @@ impl<W: Write> PcapWriter<W> {
                 put32(s, frame.ts.subsec_nanos());
                 put32(s, caplen);
                 put32(s, frame.orig_len);
-                self.out
-                    .write_all(s)
-                    .and_then(|()| self.out.write_all(frame.data))
-                    .map_err(Self::io("a packet record"))?;
+                write_all_vectored(
+                    &mut self.out,
+                    &mut [IoSlice::new(s), IoSlice::new(frame.data)],
+                )
+                .map_err(Self::io("a packet record"))?;
             }
             Format::Pcapng => {
                 let pad = padding(frame.data.len());
@@ -199,11 +200,15 @@ impl<W: Write> PcapWriter<W> {
                 put32(s, frame.orig_len);
                 let mut trailer = [0_u8; 8];
                 trailer[pad..pad + 4].copy_from_slice(&(total as u32).to_le_bytes());
-                self.out
-                    .write_all(s)
-                    .and_then(|()| self.out.write_all(frame.data))
-                    .and_then(|()| self.out.write_all(&trailer[..pad + 4]))
-                    .map_err(Self::io("a packet block"))?;
+                write_all_vectored(
+                    &mut self.out,
+                    &mut [
+                        IoSlice::new(s),
+                        IoSlice::new(frame.data),
+                        IoSlice::new(&trailer[..pad + 4]),
+                    ],
+                )
+                .map_err(Self::io("a packet block"))?;
             }
         }
         self.frames += 1;
@@ -260,6 +265,21 @@ impl<W: Write> PcapWriter<W> {
         self.out.flush().map_err(Self::io("the end of the file"))?;
         Ok(self.out)
     }
+}
+
+/// `write_all` for several buffers: one `writev` where the writer supports it, so a
+/// `BufWriter` smaller than a large packet passes it through without copying it.
+fn write_all_vectored<W: Write>(out: &mut W, mut bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
+    IoSlice::advance_slices(&mut bufs, 0);
+    while !bufs.is_empty() {
+        match out.write_vectored(bufs) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 fn put16(v: &mut Vec<u8>, x: u16) {
@@ -415,6 +435,45 @@ mod tests {
             .iter()
             .map(|(ts, lt, d, o)| (lt.linktype(), ts.0, d.clone(), *o))
             .collect()
+    }
+
+    /// Accepts at most 7 bytes per call, to exercise partial vectored writes.
+    struct Trickle(Vec<u8>);
+
+    impl Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let n = buf.len().min(7);
+            self.0.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn partial_writes_lose_nothing() {
+        let f = frames();
+        for format in [Format::Pcap, Format::Pcapng] {
+            let mut w = PcapWriter::new(
+                Trickle(Vec::new()),
+                format,
+                65535,
+                LinkType::Raw,
+                Some("veth0"),
+            );
+            for (ts, lt, data, orig_len) in &f {
+                w.write_frame(&Frame {
+                    ts: *ts,
+                    link_type: *lt,
+                    data,
+                    orig_len: *orig_len,
+                })
+                .unwrap();
+            }
+            let bytes = w.finish().unwrap().0;
+            assert_eq!(bytes, write(format, &f));
+        }
     }
 
     #[test]
