@@ -1,0 +1,209 @@
+//! Issue 4 benchmark: reassembly + `sniffer flows` on the generated capture, against
+//! `tcpflow -r FILE -o DIR` and `tshark -q -z conv,tcp` on the same input in the same run.
+//!
+//! Measured: `sniffer flows` (the table: every session reassembled, nothing written but
+//! the rows), `sniffer flows --write-flows` to tmpfs (the same work as tcpflow: every
+//! direction written to its own file), tcpflow to tmpfs, and tshark's conversation table.
+//! Medians of several runs from a warm page cache; max RSS from `wait4`. Before timing, one
+//! checked run: sniffer's session count equals tshark's conversation count, and the bytes
+//! sniffer writes equal the bytes it reports delivered.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
+
+use anyhow::{Context as _, bail};
+
+use crate::util::{Measurement, measure};
+
+/// Runs per fast tool (medians of these).
+const RUNS: usize = 5;
+/// tshark takes ~13 s and 1.5 GB per run on 1 GB.
+const TSHARK_RUNS: usize = 3;
+/// Targets from the issue.
+const TARGET_GB_PER_S: f64 = 2.0;
+const TARGET_RSS_MIB: f64 = 64.0;
+
+fn sniffer_bin() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(super::sniffer_bin, |d| {
+        PathBuf::from(d).join("release/sniffer")
+    })
+}
+
+fn fresh(path: &Path) -> anyhow::Result<()> {
+    if path.exists() {
+        std::fs::remove_dir_all(path).with_context(|| format!("clearing {}", path.display()))?;
+    }
+    std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))
+}
+
+fn gbps(bytes: u64, t: Duration) -> f64 {
+    bytes as f64 / t.as_secs_f64() / 1e9
+}
+
+fn line(name: &str, m: &Measurement, bytes: u64) -> String {
+    format!(
+        "  {name:<36} median {:>7.3} s  {:>5.2} GB/s  cpu {:>7.3} s  max RSS {:>7.1} MiB  ({} runs)",
+        m.median().as_secs_f64(),
+        gbps(bytes, m.median()),
+        m.cpu.as_secs_f64(),
+        m.max_rss_kib as f64 / 1024.0,
+        m.times.len()
+    )
+}
+
+/// Total size of the regular files directly in `dir` whose name passes `keep`.
+fn dir_bytes(dir: &Path, keep: impl Fn(&str) -> bool) -> u64 {
+    std::fs::read_dir(dir).map_or(0, |rd| {
+        rd.filter_map(Result::ok)
+            .filter(|e| keep(&e.file_name().to_string_lossy()))
+            .filter_map(|e| e.metadata().ok())
+            .filter(std::fs::Metadata::is_file)
+            .map(|m| m.len())
+            .sum()
+    })
+}
+
+/// Benchmark reassembly on `capture` and print the comparison.
+///
+/// # Errors
+/// A tool that fails or is missing, an unreadable capture, or a failed sanity check.
+pub fn run(capture: &Path) -> anyhow::Result<()> {
+    let sniffer = sniffer_bin();
+    if !sniffer.exists() {
+        bail!(
+            "{} missing: build it with `cargo build --release -p sniffer`",
+            sniffer.display()
+        );
+    }
+    let size = std::fs::metadata(capture)
+        .with_context(|| capture.display().to_string())?
+        .len();
+    let shm = PathBuf::from(format!(
+        "/dev/shm/sniffer-bench-flows-{}",
+        std::process::id()
+    ));
+    let result = run_in(capture, size, &sniffer, &shm);
+    let _ = std::fs::remove_dir_all(&shm);
+    result
+}
+
+fn run_in(capture: &Path, size: u64, sniffer: &Path, shm: &Path) -> anyhow::Result<()> {
+    eprintln!(
+        "xtask bench flows: {} ({:.1} MB), files on {}",
+        capture.display(),
+        size as f64 / 1e6,
+        shm.display()
+    );
+    // Checked run: JSON rows, and the files.
+    let s_out = shm.join("sniffer");
+    fresh(&s_out)?;
+    let out = Command::new(sniffer)
+        .args(["flows", "--json", "-r"])
+        .arg(capture)
+        .arg("--write-flows")
+        .arg(&s_out)
+        .output()
+        .context("running sniffer flows")?;
+    if !out.status.success() {
+        bail!(
+            "sniffer flows failed: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut sessions = 0u64;
+    let (mut delivered, mut gap_bytes, mut retrans, mut conflicts) = (0u64, 0u64, 0u64, 0u64);
+    for l in String::from_utf8_lossy(&out.stdout).lines() {
+        let row: serde_json::Value = serde_json::from_str(l).context("a flows --json row")?;
+        sessions += 1;
+        let n = |k: &str| row[k].as_u64().unwrap_or(0);
+        delivered += n("orig_delivered") + n("resp_delivered");
+        gap_bytes += n("gap_bytes");
+        retrans += n("retransmitted_bytes");
+        conflicts += n("overlap_conflicts");
+    }
+    let written = dir_bytes(&s_out, |n| !n.ends_with(".gaps.tsv"));
+    if written != delivered {
+        bail!("sniffer wrote {written} bytes but reports {delivered} delivered");
+    }
+    let conv = Command::new("tshark")
+        .args(["-q", "-z", "conv,tcp", "-r"])
+        .arg(capture)
+        .output()
+        .context("running tshark")?;
+    let tshark_convs = String::from_utf8_lossy(&conv.stdout)
+        .lines()
+        .filter(|l| l.contains("<->"))
+        .count() as u64;
+    if tshark_convs != sessions {
+        bail!("sniffer found {sessions} sessions, tshark {tshark_convs} conversations");
+    }
+
+    let table = measure(RUNS, || {
+        let mut c = Command::new(sniffer);
+        c.args(["flows", "-r"]).arg(capture);
+        c
+    })?;
+    let files = measure(RUNS, || {
+        let _ = fresh(&s_out);
+        let mut c = Command::new(sniffer);
+        c.args(["flows", "-r"])
+            .arg(capture)
+            .arg("--write-flows")
+            .arg(&s_out);
+        c
+    })?;
+    let t_out = shm.join("tcpflow");
+    let tcpflow = measure(3, || {
+        let _ = fresh(&t_out);
+        let mut c = Command::new("tcpflow");
+        c.arg("-r").arg(capture).arg("-o").arg(&t_out);
+        c
+    })?;
+    let tcpflow_bytes = dir_bytes(&t_out, |n| n.contains('-') && !n.ends_with(".xml"));
+    let _ = std::fs::remove_dir_all(&t_out);
+    let tshark = measure(TSHARK_RUNS, || {
+        let mut c = Command::new("tshark");
+        c.args(["-q", "-z", "conv,tcp", "-r"]).arg(capture);
+        c
+    })?;
+
+    println!(
+        "TCP reassembly, {:.1} MB capture, {sessions} sessions:",
+        size as f64 / 1e6
+    );
+    println!("{}", line("sniffer flows", &table, size));
+    println!(
+        "{}",
+        line("sniffer flows --write-flows (tmpfs)", &files, size)
+    );
+    println!("{}", line("tcpflow -r -o (tmpfs)", &tcpflow, size));
+    println!("{}", line("tshark -q -z conv,tcp", &tshark, size));
+    let sn = table.median().as_secs_f64();
+    let sw = files.median().as_secs_f64();
+    println!(
+        "  ratio: sniffer flows is {:.2}x tcpflow, {:.2}x tshark; with files {:.2}x tcpflow (median wall time)",
+        tcpflow.median().as_secs_f64() / sn,
+        tshark.median().as_secs_f64() / sn,
+        tcpflow.median().as_secs_f64() / sw,
+    );
+    println!(
+        "  checked: {sessions} sessions = tshark's conversations; {delivered} bytes delivered = bytes written \
+         (tcpflow wrote {tcpflow_bytes}); {gap_bytes} gap bytes, {retrans} retransmitted, {conflicts} conflicting"
+    );
+    let rss = table.max_rss_kib.max(files.max_rss_kib) as f64 / 1024.0;
+    let speed = gbps(size, table.median());
+    println!(
+        "  targets: {speed:.2} GB/s (>= {TARGET_GB_PER_S}) {}, max RSS {rss:.1} MiB (< {TARGET_RSS_MIB}) {}",
+        mark(speed >= TARGET_GB_PER_S),
+        mark(rss < TARGET_RSS_MIB),
+    );
+    Ok(())
+}
+
+fn mark(ok: bool) -> &'static str {
+    if ok { "met" } else { "NOT MET" }
+}
