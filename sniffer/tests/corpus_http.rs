@@ -254,3 +254,48 @@ fn issue5_suricata_verify_expectations() {
     assert_eq!(s.len(), 8);
     assert!(s.iter().all(|s| s.complete));
 }
+
+/// The command line: `--json` prints one parseable line per transaction, the default
+/// `audio/*` saves only audio, and `--once` stops after the first saved file.
+#[test]
+fn issue5_cli_json_default_glob_and_once() {
+    let Some(corpus) = corpus() else { return };
+    let capture = corpus.join("nDPI__1kxun.pcap");
+    let run = |args: &[&str]| {
+        let out = tempfile::tempdir().unwrap();
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_sniffer"))
+            .arg("-r")
+            .arg(&capture)
+            .arg("--out")
+            .arg(out.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let index = std::fs::read_to_string(out.path().join("index.jsonl")).unwrap_or_default();
+        (
+            String::from_utf8(o.stdout).unwrap(),
+            String::from_utf8(o.stderr).unwrap(),
+            index.lines().count(),
+        )
+    };
+    let (json, stderr, saved_all) = run(&["--json", "--extract-all"]);
+    let records: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let with_file = records.iter().filter(|r| !r["saved"].is_null()).count();
+    assert_eq!(with_file, saved_all);
+    assert!(saved_all > 100, "{saved_all}");
+    assert!(
+        stderr.contains(&format!("{} HTTP transactions", records.len())),
+        "{stderr}"
+    );
+    // Nothing in this capture is audio: the default saves nothing, but still lists all.
+    let (text, _, saved_default) = run(&[]);
+    assert_eq!(saved_default, 0);
+    assert_eq!(text.lines().count(), records.len());
+    // --once: one file, and the capture stopped early.
+    let (_, _, saved_once) = run(&["--extract-all", "--once"]);
+    assert_eq!(saved_once, 1);
+}

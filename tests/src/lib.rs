@@ -20,6 +20,8 @@
 //!     .unwrap();
 //! ```
 
+pub mod audio;
+
 use std::{
     fs::File,
     io,

@@ -4,6 +4,9 @@
 //! The input comes from `../shared/tools/http-capture-gen` (real kernel TCP between nginx and
 //! curl, with loss and reordering), made once and cached under `target/bench/`.
 
+pub mod flows;
+pub mod http;
+
 use std::{
     path::{Path, PathBuf},
     process::Command,
@@ -52,7 +55,13 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     run_loud(cargo().args(["build", "--release", "--package", "sniffer", "--bins", "--examples"]))?;
     let all = options.only.is_empty();
     let wants = |w| all || options.only.contains(&w);
-    if wants(Which::Decode) || wants(Which::Flows) || wants(Which::Http) {
+    if wants(Which::Http) {
+        http::run(&capture)?;
+    }
+    if wants(Which::Flows) {
+        flows::run(&capture)?;
+    }
+    if wants(Which::Decode) {
         bail!("benchmarks not wired yet");
     }
     Ok(())

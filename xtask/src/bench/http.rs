@@ -1,0 +1,237 @@
+//! Issue 5 benchmark: `sniffer --extract-all` end to end on the generated capture, against
+//! `tcpflow -e http` and `tshark --export-objects http` on the same input in the same run,
+//! every tool writing to the same tmpfs (`/dev/shm`) so the disk does not decide.
+//!
+//! Also measured: sniffer writing to disk (`target/bench/`), and an index-only run
+//! (`--extract` matching nothing) that shows the pipeline's cost without writes.
+//! Recovery is counted by the generator's `check-extraction.py` with the map built from
+//! `index.jsonl`. Medians of several runs from a warm page cache; max RSS from `wait4`.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
+
+use anyhow::{Context as _, bail};
+
+use crate::util::{Measurement, measure, workspace_root};
+
+/// The release sniffer: under `CARGO_TARGET_DIR` when that is set (as cargo builds it).
+fn sniffer_bin() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(super::sniffer_bin, |d| {
+        PathBuf::from(d).join("release/sniffer")
+    })
+}
+
+/// Runs per fast tool (medians of these).
+const RUNS: usize = 5;
+/// tshark takes ~17 s and 2 GB per run on 1 GB.
+const TSHARK_RUNS: usize = 3;
+/// Targets from the issue.
+const TARGET_GB_PER_S: f64 = 1.5;
+const TARGET_VS_TCPFLOW: f64 = 5.0;
+const TARGET_RSS_MIB: f64 = 64.0;
+
+/// A fresh, empty directory at `path`.
+fn fresh(path: &Path) -> anyhow::Result<()> {
+    if path.exists() {
+        std::fs::remove_dir_all(path).with_context(|| format!("clearing {}", path.display()))?;
+    }
+    std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))
+}
+
+fn gbps(bytes: u64, t: Duration) -> f64 {
+    bytes as f64 / t.as_secs_f64() / 1e9
+}
+
+fn line(name: &str, m: &Measurement, bytes: u64) -> String {
+    format!(
+        "  {name:<34} median {:>7.3} s  {:>5.2} GB/s  cpu {:>7.3} s  max RSS {:>7.1} MiB  ({} runs)",
+        m.median().as_secs_f64(),
+        gbps(bytes, m.median()),
+        m.cpu.as_secs_f64(),
+        m.max_rss_kib as f64 / 1024.0,
+        m.times.len()
+    )
+}
+
+/// Score an extraction directory with check-extraction.py; returns its RESULT line.
+fn recovery(capture: &Path, out: &Path) -> anyhow::Result<String> {
+    let index = std::fs::read_to_string(out.join("index.jsonl"))
+        .with_context(|| format!("{}/index.jsonl", out.display()))?;
+    let mut map = String::new();
+    for l in index.lines() {
+        let e: serde_json::Value = serde_json::from_str(l).context("index.jsonl line")?;
+        if e.get("merged_from").is_some() {
+            continue;
+        }
+        let range = if e["status"] == 206 {
+            e["range"].clone()
+        } else {
+            serde_json::Value::Null
+        };
+        map += &serde_json::json!({
+            "path": e["url"], "status": e["status"], "file": e["file"], "range": range,
+        })
+        .to_string();
+        map.push('\n');
+    }
+    let map_path = out.with_extension("map.jsonl");
+    std::fs::write(&map_path, map)?;
+    let checker = workspace_root().join("../shared/tools/http-capture-gen/check-extraction.py");
+    let out = Command::new("python3")
+        .arg(checker)
+        .arg(capture)
+        .arg(out)
+        .arg("--map")
+        .arg(&map_path)
+        .output()
+        .context("running check-extraction.py")?;
+    let report = String::from_utf8_lossy(&out.stdout);
+    report
+        .lines()
+        .find(|l| l.starts_with("RESULT "))
+        .map(str::to_owned)
+        .with_context(|| format!("no RESULT line from check-extraction.py:\n{report}"))
+}
+
+/// Count regular files under `dir` (recursively).
+fn count_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |rd| {
+        rd.filter_map(Result::ok)
+            .map(|e| {
+                let p = e.path();
+                if p.is_dir() { count_files(&p) } else { 1 }
+            })
+            .sum()
+    })
+}
+
+/// Benchmark HTTP extraction on `capture` and print the comparison.
+///
+/// # Errors
+/// A tool that fails or is missing, or an unreadable capture.
+pub fn run(capture: &Path) -> anyhow::Result<()> {
+    let sniffer = sniffer_bin();
+    if !sniffer.exists() {
+        bail!(
+            "{} missing: build it with `cargo build --release -p sniffer`",
+            sniffer.display()
+        );
+    }
+    let size = std::fs::metadata(capture)
+        .with_context(|| capture.display().to_string())?
+        .len();
+    let shm = PathBuf::from(format!("/dev/shm/sniffer-bench-{}", std::process::id()));
+    let result = run_in(capture, size, &sniffer, &shm);
+    let _ = std::fs::remove_dir_all(&shm);
+    result
+}
+
+fn run_in(capture: &Path, size: u64, sniffer: &Path, shm: &Path) -> anyhow::Result<()> {
+    eprintln!(
+        "xtask bench http: {} ({:.1} MB), output on {}",
+        capture.display(),
+        size as f64 / 1e6,
+        shm.display()
+    );
+    let s_out = shm.join("sniffer");
+    let sniffer_cmd = |out: &Path, extra: &[&str]| {
+        let mut c = Command::new(sniffer);
+        c.arg("-r").arg(capture).arg("--out").arg(out).args(extra);
+        c
+    };
+
+    // One checked run first: every response recovered byte-exact.
+    fresh(&s_out)?;
+    let status = sniffer_cmd(&s_out, &["--extract-all"])
+        .stdout(std::process::Stdio::null())
+        .status()?;
+    if !status.success() {
+        bail!("sniffer --extract-all failed: {status}");
+    }
+    let result = recovery(capture, &s_out)?;
+    eprintln!("  recovery (check-extraction.py --map): {result}");
+
+    let tmpfs = measure(RUNS, || {
+        let _ = fresh(&s_out);
+        sniffer_cmd(&s_out, &["--extract-all"])
+    })?;
+    let index_only = measure(RUNS, || {
+        let _ = fresh(&s_out);
+        sniffer_cmd(&s_out, &["--extract", "none/none"])
+    })?;
+    let disk_out = workspace_root().join("target/bench/http-extract-out");
+    let disk = measure(3, || {
+        let _ = fresh(&disk_out);
+        sniffer_cmd(&disk_out, &["--extract-all"])
+    })?;
+    let _ = std::fs::remove_dir_all(&disk_out);
+
+    let t_out = shm.join("tcpflow");
+    let tcpflow = measure(3, || {
+        let _ = fresh(&t_out);
+        let mut c = Command::new("tcpflow");
+        c.args(["-e", "http", "-r"])
+            .arg(capture)
+            .arg("-o")
+            .arg(&t_out);
+        c
+    })?;
+    let tcpflow_files = count_files(&t_out);
+    let _ = std::fs::remove_dir_all(&t_out);
+
+    let k_out = shm.join("tshark");
+    let tshark = measure(TSHARK_RUNS, || {
+        let _ = fresh(&k_out);
+        let mut c = Command::new("tshark");
+        c.args(["-q", "-r"])
+            .arg(capture)
+            .arg("--export-objects")
+            .arg(format!("http,{}", k_out.display()));
+        c
+    })?;
+    let tshark_files = count_files(&k_out);
+    let _ = std::fs::remove_dir_all(&k_out);
+
+    let sn = tmpfs.median().as_secs_f64();
+    println!(
+        "HTTP extraction, {:.1} MB capture, output on tmpfs unless said:",
+        size as f64 / 1e6
+    );
+    println!("{}", line("sniffer --extract-all", &tmpfs, size));
+    println!("{}", line("sniffer --extract-all (disk)", &disk, size));
+    println!(
+        "{}",
+        line("sniffer index only (no writes)", &index_only, size)
+    );
+    println!(
+        "{}  [{tcpflow_files} files]",
+        line("tcpflow -e http", &tcpflow, size)
+    );
+    println!(
+        "{}  [{tshark_files} files]",
+        line("tshark --export-objects http", &tshark, size)
+    );
+    let vs_tcpflow = tcpflow.median().as_secs_f64() / sn;
+    let vs_tshark = tshark.median().as_secs_f64() / sn;
+    println!(
+        "  ratio: sniffer is {vs_tcpflow:.2}x tcpflow, {vs_tshark:.2}x tshark (median wall time)"
+    );
+    println!("  recovery: {result}");
+    let rss = tmpfs.max_rss_kib as f64 / 1024.0;
+    let speed = gbps(size, tmpfs.median());
+    println!(
+        "  targets: {speed:.2} GB/s (>= {TARGET_GB_PER_S}) {}, {vs_tcpflow:.1}x tcpflow (>= {TARGET_VS_TCPFLOW}) {}, \
+         max RSS {rss:.1} MiB (< {TARGET_RSS_MIB}) {}",
+        mark(speed >= TARGET_GB_PER_S),
+        mark(vs_tcpflow >= TARGET_VS_TCPFLOW),
+        mark(rss < TARGET_RSS_MIB),
+    );
+    Ok(())
+}
+
+fn mark(ok: bool) -> &'static str {
+    if ok { "met" } else { "NOT MET" }
+}
