@@ -450,4 +450,77 @@ mod tests {
             "s000007-fd00--2.00080-010.000.000.001.40000"
         );
     }
+
+    fn stats(state: SessionState, orig: u64, resp: u64) -> SessionStats {
+        let mut st = SessionStats {
+            orig: crate::flow::DirStats::default(),
+            resp: crate::flow::DirStats::default(),
+            handshake: true,
+            state,
+            last: Timestamp(2_500_000_000),
+        };
+        st.orig.packets = 3;
+        st.orig.bytes = orig;
+        st.orig.asm.delivered = orig;
+        st.resp.packets = 4;
+        st.resp.bytes = resp;
+        st.resp.asm.delivered = resp - 3;
+        st.resp.asm.gap_bytes = 3;
+        st.resp.asm.retransmitted = 7;
+        st
+    }
+
+    #[test]
+    fn rows_in_stream_order_and_files_with_gap_sidecars() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = FlowsPrinter::new(Vec::new(), true, Some(dir.path())).unwrap();
+        let t = Timestamp(1_000_000_000);
+        let info = |stream, port| SessionInfo {
+            stream,
+            client: SocketAddr::from(([10, 0, 0, 1], port)),
+            server: "10.0.0.2:80".parse().unwrap(),
+            start: t,
+            midstream: false,
+        };
+        let (a, b) = (info(0, 40000), info(1, 40001));
+        p.data(&a, Direction::Orig, 0, b"GET", t);
+        p.data(&b, Direction::Orig, 0, b"HEAD", t);
+        p.data(&a, Direction::Resp, 0, b"ab", t);
+        p.gap(&a, Direction::Resp, 2, 3, t);
+        p.data(&a, Direction::Resp, 5, b"f", t);
+        // Session 1 ends first: its row waits for session 0's.
+        p.session_end(&b, EndReason::Rst, t);
+        p.session_stats(&b, &stats(SessionState::Rst, 4, 3));
+        assert!(p.out.is_empty());
+        p.session_end(&a, EndReason::Fin, t);
+        p.session_stats(&a, &stats(SessionState::Fin, 3, 6));
+        let out = p.finish().unwrap();
+        let rows: Vec<serde_json::Value> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            (rows[0]["stream"].as_u64(), rows[1]["stream"].as_u64()),
+            (Some(0), Some(1))
+        );
+        assert_eq!(rows[0]["state"], "fin");
+        assert_eq!(rows[0]["gap_bytes"], 3);
+        assert_eq!(rows[0]["duration"], 1.5);
+        assert_eq!(rows[1]["client"], "10.0.0.1:40001");
+        let read = |n: &str| std::fs::read(dir.path().join(n)).unwrap();
+        assert_eq!(read(&flow_file_name(&a, Direction::Orig)), b"GET");
+        assert_eq!(
+            read(&flow_file_name(&a, Direction::Resp)),
+            b"abf",
+            "never zero-filled"
+        );
+        assert_eq!(read(&flow_file_name(&b, Direction::Orig)), b"HEAD");
+        assert_eq!(
+            read(&format!("{}.gaps.tsv", flow_file_name(&a, Direction::Resp))),
+            b"stream_offset\tlength\tfile_offset\n2\t3\t2\n"
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 4);
+    }
 }

@@ -280,3 +280,138 @@ impl<W: Write> Listener for Follower<W> {
         self.done || self.error.is_some()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(stream: u64) -> SessionInfo {
+        SessionInfo {
+            stream,
+            client: "10.0.0.1:40000".parse().unwrap(),
+            server: "10.0.0.2:80".parse().unwrap(),
+            start: Timestamp(0),
+            midstream: false,
+        }
+    }
+
+    /// Session 1 of two: request in two pieces, a response with a gap in it.
+    fn play(f: &mut Follower<Vec<u8>>) {
+        let (s0, s1, t) = (info(0), info(1), Timestamp(0));
+        use Direction::{Orig, Resp};
+        for s in [&s0, &s1] {
+            f.session_start(s, t);
+            f.data(s, Orig, 0, b"GET / HTTP/1.1\r\n", t);
+            f.data(s, Orig, 16, b"\r\n", t);
+            f.monologue_end(s, Orig, t);
+            f.data(s, Resp, 0, b"HTTP/1.1 200 OK\r\n\r\nab", t);
+            f.gap(s, Resp, 21, 5, t);
+            f.data(s, Resp, 26, b"\x00z", t);
+            f.monologue_end(s, Resp, t);
+            f.session_end(s, EndReason::Fin, t);
+        }
+    }
+
+    #[test]
+    fn ascii_blocks_headed_by_direction_and_count_with_gaps_in_place() {
+        let mut f = Follower::new(
+            Vec::new(),
+            FlowSelector::Stream(1),
+            FollowFormat::Ascii,
+            None,
+        );
+        play(&mut f);
+        assert!(f.should_stop(), "the followed session ended");
+        let (out, s, gaps) = f.finish().unwrap();
+        assert_eq!(s.unwrap().stream, 1);
+        assert_eq!(gaps, [(Direction::Resp, 21, 5)]);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "=== orig 10.0.0.1:40000 > 10.0.0.2:80: 18 bytes at offset 0 ===\n\
+             GET / HTTP/1.1\n\n\
+             === resp 10.0.0.2:80 > 10.0.0.1:40000: 21 bytes at offset 0 ===\n\
+             HTTP/1.1 200 OK\n\nab\n\
+             === resp [5 bytes missing] at offset 21 ===\n\
+             === resp 10.0.0.2:80 > 10.0.0.1:40000: 2 bytes at offset 26 ===\n\
+             .z\n"
+        );
+    }
+
+    #[test]
+    fn raw_writes_exact_bytes_of_one_direction() {
+        let sel = FlowSelector::Endpoints(
+            "10.0.0.2:80".parse().unwrap(),
+            "10.0.0.1:40000".parse().unwrap(),
+        );
+        let mut f = Follower::new(Vec::new(), sel, FollowFormat::Raw, Some(Direction::Resp));
+        play(&mut f);
+        let (out, s, gaps) = f.finish().unwrap();
+        assert_eq!(
+            s.unwrap().stream,
+            0,
+            "the first session with these endpoints"
+        );
+        assert_eq!(out, b"HTTP/1.1 200 OK\r\n\r\nab\x00z");
+        assert_eq!(gaps, [(Direction::Resp, 21, 5)]);
+    }
+
+    #[test]
+    fn json_and_hex() {
+        let mut f = Follower::new(
+            Vec::new(),
+            FlowSelector::Stream(0),
+            FollowFormat::Json,
+            None,
+        );
+        play(&mut f);
+        let (out, _, _) = f.finish().unwrap();
+        let lines: Vec<serde_json::Value> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 4);
+        assert_eq!(lines[0]["hex"], hex(b"GET / HTTP/1.1\r\n\r\n"));
+        assert_eq!(
+            (lines[2]["type"].as_str(), lines[2]["len"].as_u64()),
+            (Some("gap"), Some(5))
+        );
+        let mut f = Follower::new(
+            Vec::new(),
+            FlowSelector::Stream(0),
+            FollowFormat::Hex,
+            Some(Direction::Orig),
+        );
+        play(&mut f);
+        let (out, _, _) = f.finish().unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains(
+                "00000000  47 45 54 20 2f 20 48 54  54 50 2f 31 2e 31 0d 0a  |GET / HTTP/1.1..|\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("00000010  0d 0a "), "{text}");
+    }
+
+    #[test]
+    fn long_monologue_is_cut_into_bounded_blocks() {
+        let mut f = Follower::new(
+            Vec::new(),
+            FlowSelector::Stream(0),
+            FollowFormat::Ascii,
+            None,
+        );
+        let (s, t) = (info(0), Timestamp(0));
+        f.session_start(&s, t);
+        let chunk = vec![b'x'; 1 << 16];
+        for i in 0..20u64 {
+            f.data(&s, Direction::Resp, i << 16, &chunk, t);
+            assert!(f.block.len() <= BLOCK_MAX + chunk.len());
+        }
+        let (out, _, _) = f.finish().unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.matches("=== resp").count(), 2);
+        assert!(text.contains(&format!(": {} bytes at offset 0 ===", BLOCK_MAX)));
+    }
+}
