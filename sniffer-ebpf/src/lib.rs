@@ -78,7 +78,7 @@ pub const FLAG_SKIP_OUTGOING: u32 = 1 << 2;
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Counter {
-    /// Packets the filter ran on.
+    /// Packets the filter examined (loopback's outgoing duplicates not included).
     Seen = 0,
     /// Packets that matched the port set.
     Matched = 1,

@@ -2,7 +2,7 @@
 //! them into a ring buffer. It returns 0, so its socket itself receives nothing.
 //!
 //! Per packet:
-//! 1. count it (`Seen`);
+//! 1. skip loopback's outgoing copies (`FLAG_SKIP_OUTGOING`), count the rest (`Seen`);
 //! 2. find the network header: Ethernet with up to two 802.1Q/802.1ad tags, or, with
 //!    `FLAG_NO_L2`, the packet itself (by `skb->protocol`, else the IP version nibble);
 //! 3. IPv4: non-first fragments are counted and not matched; IPv6: up to
@@ -89,7 +89,6 @@ mod program {
 
     #[socket_filter]
     pub fn sniffer(ctx: SkBuffContext) -> i64 {
-        count(Counter::Seen, 1);
         let Some(cfg) = CONFIG.get(0).copied() else {
             return 0;
         };
@@ -101,6 +100,7 @@ mod program {
         if cfg.flags & FLAG_SKIP_OUTGOING != 0 && pkt_type == PACKET_OUTGOING {
             return 0;
         }
+        count(Counter::Seen, 1);
         // skb->protocol is kept in network byte order in the low 16 bits.
         let protocol_be = protocol_raw as u16;
         let Some(l4) = find_tcp(&ctx, cfg.flags, u16::from_be(protocol_be)) else {
