@@ -60,6 +60,7 @@ fn extract_all(capture: &Path) -> Vec<Saved> {
     // by the pipeline; everything before it still counts.
     let _ = pipeline::run(source.as_mut(), &FlowConfig::default(), &mut analyzer);
     analyzer.finish();
+    analyzer.listener_mut().finish();
     let index = std::fs::read_to_string(out.path().join("index.jsonl")).unwrap();
     let saved: Vec<Saved> = index
         .lines()

@@ -63,7 +63,7 @@ fn main_job(v6: bool) {
         let stats = analyzer.stats().clone();
         let mut ex = analyzer.into_listener();
         ex.finish();
-        (stats, ex.stats().clone())
+        (stats, ex.stats())
     });
 
     let host = if v6 {

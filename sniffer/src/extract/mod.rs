@@ -21,17 +21,18 @@
 //! validator and length) cover it from 0 to its end, they are merged into one more file.
 
 pub mod naming;
+mod writer;
 
 use std::{
     collections::HashMap,
     ffi::CString,
     fs::File,
-    io::{self, BufWriter, Read as _, Write as _},
+    io,
     os::fd::{AsRawFd as _, FromRawFd as _},
     path::{Path, PathBuf},
 };
 
-use sha2::{Digest as _, Sha256};
+use writer::{Job, Writer};
 
 use crate::http::{BodyEvent, ContentRange, HttpListener, Transaction, parser::Framing};
 
@@ -131,37 +132,43 @@ pub struct ExtractStats {
     pub bytes: u64,
 }
 
-/// A file being written with its running hash.
+/// A file being filled, as the extractor sees it: the bytes not yet handed to the writer
+/// thread, and the length so far.
 struct Sink {
+    id: u64,
     name: String,
-    file: BufWriter<File>,
-    hasher: Sha256,
     len: u64,
+    buf: Vec<u8>,
 }
 
 impl Sink {
-    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+    fn write_at(&mut self, w: &Writer, offset: u64, bytes: &[u8]) {
         if offset > self.len {
-            self.pad(offset - self.len)?;
+            self.pad(w, offset - self.len);
         }
         let skip = (self.len - offset).min(bytes.len() as u64) as usize;
         let bytes = &bytes[skip..];
-        self.file.write_all(bytes)?;
-        self.hasher.update(bytes);
+        self.buf.extend_from_slice(bytes);
         self.len += bytes.len() as u64;
-        Ok(())
+        if self.buf.len() >= BUF {
+            self.flush(w);
+        }
     }
 
-    fn pad(&mut self, mut n: u64) -> io::Result<()> {
-        const ZEROS: [u8; 8192] = [0; 8192];
-        while n > 0 {
-            let k = n.min(ZEROS.len() as u64) as usize;
-            self.file.write_all(&ZEROS[..k])?;
-            self.hasher.update(&ZEROS[..k]);
-            self.len += k as u64;
-            n -= k as u64;
+    fn pad(&mut self, w: &Writer, n: u64) {
+        self.flush(w);
+        w.send(Job::Pad {
+            id: self.id,
+            len: n,
+        });
+        self.len += n;
+    }
+
+    fn flush(&mut self, w: &Writer) {
+        if !self.buf.is_empty() {
+            let buf = std::mem::replace(&mut self.buf, w.buffer(BUF));
+            w.send(Job::Data { id: self.id, buf });
         }
-        Ok(())
     }
 }
 
@@ -172,7 +179,6 @@ struct OpenBody {
     /// Raw content-coded bytes, while decoding might still fail.
     raw: Option<Sink>,
     decode_failed: Option<String>,
-    error: Option<String>,
 }
 
 /// A complete 206 part of some resource.
@@ -183,17 +189,24 @@ struct Part {
 }
 
 /// Saves wanted bodies as files and indexes them.
+///
+/// Writing and hashing run on a writer thread; [`Self::finish`] (or drop) waits for it.
+/// The entries [`Self::on_done`] returns carry everything but `sha256`, which only
+/// `index.jsonl` has (the writer fills it in).
 pub struct Extractor {
     config: ExtractConfig,
     dir: File,
-    index: File,
+    writer: Writer,
+    next_id: u64,
     open: HashMap<(u64, u64), OpenBody, foldhash::fast::RandomState>,
     /// 206 parts by (URL, validator, complete length).
     parts: HashMap<(String, String, u64), Vec<Part>>,
+    /// Counted here: kept_raw, refused, and files that could not be created.
     stats: ExtractStats,
     last: Option<IndexEntry>,
 }
 
+/// Bytes gathered per file before they go to the writer thread.
 const BUF: usize = 64 * 1024;
 
 /// `openat(dir, name)` creating a new file: never follows a symlink, never overwrites.
@@ -248,7 +261,8 @@ fn remove_in(dir: &File, name: &str) -> io::Result<()> {
 }
 
 impl Extractor {
-    /// Create (if needed) and open the output directory and its `index.jsonl`.
+    /// Create (if needed) and open the output directory and its `index.jsonl`, and start
+    /// the writer thread.
     ///
     /// # Errors
     /// The directory or the index cannot be created or opened.
@@ -265,15 +279,18 @@ impl Extractor {
                 "not a directory",
             )));
         }
-        let index = create_in(&dir, "index.jsonl", true).map_err(|source| ExtractError::File {
+        let index_err = |source| ExtractError::File {
             dir: config.dir.clone(),
             name: "index.jsonl".into(),
             source,
-        })?;
+        };
+        let index = create_in(&dir, "index.jsonl", true).map_err(index_err)?;
+        let writer = Writer::start(dir.try_clone().map_err(dir_err)?, index).map_err(dir_err)?;
         Ok(Self {
             config,
             dir,
-            index,
+            writer,
+            next_id: 0,
             open: HashMap::default(),
             parts: HashMap::new(),
             stats: ExtractStats::default(),
@@ -286,13 +303,28 @@ impl Extractor {
         &self.config.dir
     }
 
-    /// What was counted so far.
-    pub fn stats(&self) -> &ExtractStats {
-        &self.stats
+    /// What was counted so far (final after [`Self::finish`]).
+    pub fn stats(&self) -> ExtractStats {
+        let w = self
+            .writer
+            .stats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        ExtractStats {
+            write_errors: w.write_errors + self.stats.write_errors,
+            kept_raw: self.stats.kept_raw,
+            refused: self.stats.refused,
+            ..w
+        }
     }
 
-    /// The entries written for the last finished transaction (the saved file, and a
-    /// merged file if that transaction completed a set of 206 parts); cleared on read.
+    /// Wait until everything handed over so far is written and indexed.
+    pub fn sync(&self) {
+        self.writer.sync();
+    }
+
+    /// The entry of the last finished transaction that saved a file; cleared on read.
     pub fn take_last(&mut self) -> Option<IndexEntry> {
         self.last.take()
     }
@@ -307,7 +339,7 @@ impl Extractor {
                 .any(|g| g.matches(content_type.unwrap_or("")))
     }
 
-    fn create(&mut self, tx: &Transaction, prefix: &str) -> Result<(String, File), ExtractError> {
+    fn create(&self, tx: &Transaction, prefix: &str) -> Result<(String, File), ExtractError> {
         let uri = tx.request.as_ref().map_or(&b""[..], |r| &r.uri);
         let ct = tx.response.as_ref().and_then(|r| r.content_type());
         let mut last_err = None;
@@ -338,11 +370,18 @@ impl Extractor {
 
     fn sink(&mut self, tx: &Transaction, prefix: &str) -> Result<Sink, ExtractError> {
         let (name, file) = self.create(tx, prefix)?;
+        let id = self.next_id;
+        self.next_id += 1;
+        self.writer.send(Job::Open {
+            id,
+            name: name.clone(),
+            file,
+        });
         Ok(Sink {
+            id,
             name,
-            file: BufWriter::with_capacity(BUF, file),
-            hasher: Sha256::new(),
             len: 0,
+            buf: self.writer.buffer(BUF),
         })
     }
 
@@ -380,7 +419,6 @@ impl Extractor {
                 main,
                 raw,
                 decode_failed: None,
-                error: None,
             },
         );
         true
@@ -391,20 +429,17 @@ impl Extractor {
         let Some(b) = self.open.get_mut(&(tx.stream, tx.number)) else {
             return;
         };
-        if b.error.is_some() {
-            return;
-        }
+        let w = &self.writer;
         let encoded = !tx.body.codings.is_empty();
-        let r = match event {
-            BodyEvent::Raw { offset, bytes } if encoded => match &mut b.raw {
-                Some(raw) => raw.write_at(offset, bytes),
-                None => Ok(()),
-            },
+        match event {
+            BodyEvent::Raw { offset, bytes } if encoded => {
+                if let Some(raw) = &mut b.raw {
+                    raw.write_at(w, offset, bytes);
+                }
+            }
             BodyEvent::Raw { offset, bytes } | BodyEvent::Decoded { offset, bytes } => {
-                if b.decode_failed.is_some() && encoded {
-                    Ok(())
-                } else {
-                    b.main.write_at(offset, bytes)
+                if !(encoded && b.decode_failed.is_some()) {
+                    b.main.write_at(w, offset, bytes);
                 }
             }
             BodyEvent::Gap { offset, len } => {
@@ -413,24 +448,20 @@ impl Extractor {
                 } else {
                     Some(&mut b.main)
                 };
-                match target {
-                    Some(s) if offset >= s.len => s.pad(offset + len - s.len),
-                    _ => Ok(()),
+                if let Some(s) = target
+                    && offset >= s.len
+                {
+                    s.pad(w, offset + len - s.len);
                 }
             }
             BodyEvent::DecodeFailed { reason } => {
                 b.decode_failed = Some(reason.to_owned());
-                Ok(())
             }
-        };
-        if let Err(e) = r {
-            log::warn!("{}/{}: {e}", self.config.dir.display(), b.main.name);
-            self.stats.write_errors += 1;
-            b.error = Some(format!("write failed: {e}"));
         }
     }
 
-    /// A transaction is over: close its file and index it. Returns the entry.
+    /// A transaction is over: close its file and have it indexed. Returns the entry
+    /// (`sha256` is filled in `index.jsonl` by the writer).
     pub fn on_done(&mut self, tx: &Transaction) -> Option<IndexEntry> {
         let Some(b) = self.open.remove(&(tx.stream, tx.number)) else {
             if tx.malformed.is_some()
@@ -447,12 +478,11 @@ impl Extractor {
             main,
             raw,
             decode_failed,
-            error,
         } = b;
         let mut notes = tx.body.notes.clone();
         let decode_error = decode_failed.or_else(|| tx.body.decode_error.clone());
         let encoded = !tx.body.codings.is_empty();
-        let (kept, dropped) = match (encoded, decode_error, raw) {
+        let (mut kept, dropped) = match (encoded, decode_error, raw) {
             (true, Some(why), Some(raw)) => {
                 self.stats.kept_raw += 1;
                 notes.push(format!("{why}; the raw body is kept as sent"));
@@ -469,33 +499,12 @@ impl Extractor {
                 (main, raw)
             }
         };
-        let mut complete = tx.body.complete && error.is_none();
-        if let Some(e) = error {
-            notes.push(e);
-        }
         if let Some(d) = dropped {
-            drop(d.file);
-            if let Err(e) = remove_in(&self.dir, &d.name) {
-                log::warn!("{}/{}: {e}", self.config.dir.display(), d.name);
-            }
+            self.writer.send(Job::Remove { id: d.id });
         }
-        let Sink {
-            name,
-            file,
-            hasher,
-            len,
-        } = kept;
-        if let Err(e) = file.into_inner().map_err(io::IntoInnerError::into_error) {
-            self.stats.write_errors += 1;
-            notes.push(format!("write failed: {e}"));
-            complete = false;
-        }
+        kept.flush(&self.writer);
         let resp = tx.response.as_ref()?;
-        let gaps = if complete {
-            Vec::new()
-        } else {
-            tx.body.gaps.clone()
-        };
+        let complete = tx.body.complete;
         let entry = IndexEntry {
             stream: tx.stream,
             transaction: tx.number,
@@ -507,15 +516,22 @@ impl Extractor {
             content_encoding: resp.head.header_str("content-encoding"),
             range: tx.request.as_ref().and_then(|r| r.head.header_str("range")),
             content_range: resp.head.header_str("content-range"),
-            size: len,
-            sha256: hex(&hasher.finalize()),
-            file: name,
+            size: kept.len,
+            sha256: String::new(),
+            file: kept.name.clone(),
             complete,
-            gaps,
+            gaps: if complete {
+                Vec::new()
+            } else {
+                tx.body.gaps.clone()
+            },
             notes,
             merged_from: Vec::new(),
         };
-        self.write_entry(&entry);
+        self.writer.send(Job::Close {
+            id: kept.id,
+            entry: Box::new(entry.clone()),
+        });
         let mut result = entry.clone();
         if resp.status == 206
             && complete
@@ -528,20 +544,6 @@ impl Extractor {
         }
         self.last = Some(result.clone());
         Some(result)
-    }
-
-    fn write_entry(&mut self, entry: &IndexEntry) {
-        self.stats.saved += 1;
-        self.stats.bytes += entry.size;
-        if !entry.complete {
-            self.stats.incomplete += 1;
-        }
-        let mut line = serde_json::to_vec(entry).expect("plain data serializes");
-        line.push(b'\n');
-        if let Err(e) = self.index.write_all(&line) {
-            self.stats.write_errors += 1;
-            log::warn!("{}/index.jsonl: {e}", self.config.dir.display());
-        }
     }
 
     /// Record a complete 206 part; merge when the parts cover the resource.
@@ -565,81 +567,31 @@ impl Extractor {
             name: entry.file.clone(),
         });
         parts.sort_by_key(|p| (p.first, std::cmp::Reverse(p.last)));
-        // Pick parts that cover 0..total in order.
+        // Parts that cover 0..total in order, each starting inside the covered prefix.
         let mut pos = 0u64;
-        let mut chosen = Vec::new();
-        for (i, p) in parts.iter().enumerate() {
+        let mut plan = Vec::new();
+        for p in parts.iter() {
             if p.first <= pos && p.last >= pos {
-                chosen.push(i);
+                plan.push((p.name.clone(), pos - p.first, p.last + 1 - pos));
                 pos = p.last + 1;
             }
         }
         if pos < total {
             return None;
         }
-        let plan: Vec<(String, u64, u64)> = {
-            let mut pos = 0u64;
-            chosen
-                .iter()
-                .map(|&i| {
-                    let p = &parts[i];
-                    let skip = pos - p.first;
-                    let take = p.last + 1 - pos;
-                    pos = p.last + 1;
-                    (p.name.clone(), skip, take)
-                })
-                .collect()
-        };
         self.parts.remove(&key);
-        let merged = self.merge(tx, entry, &plan, total);
-        match merged {
-            Ok(m) => {
-                self.stats.merged += 1;
-                self.write_entry(&m);
-                Some(m)
-            }
+        let (name, file) = match self.create(tx, "full-") {
+            Ok(f) => f,
             Err(e) => {
                 self.stats.write_errors += 1;
                 log::warn!("merging 206 parts: {e}");
-                None
+                return None;
             }
-        }
-    }
-
-    fn merge(
-        &mut self,
-        tx: &Transaction,
-        entry: &IndexEntry,
-        plan: &[(String, u64, u64)],
-        total: u64,
-    ) -> Result<IndexEntry, ExtractError> {
-        let (name, file) = self.create(tx, "full-")?;
-        let err = |name: &str, source| ExtractError::File {
-            dir: self.config.dir.clone(),
-            name: name.to_owned(),
-            source,
         };
-        let mut out = BufWriter::with_capacity(BUF, file);
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; BUF];
-        for (part, skip, take) in plan {
-            let f = open_in(&self.dir, part).map_err(|e| err(part, e))?;
-            let mut r = io::BufReader::new(f).take(skip + take);
-            io::copy(&mut (&mut r).take(*skip), &mut io::sink()).map_err(|e| err(part, e))?;
-            loop {
-                let n = r.read(&mut buf).map_err(|e| err(part, e))?;
-                if n == 0 {
-                    break;
-                }
-                out.write_all(&buf[..n]).map_err(|e| err(&name, e))?;
-                hasher.update(&buf[..n]);
-            }
-        }
-        out.flush().map_err(|e| err(&name, e))?;
-        Ok(IndexEntry {
+        let merged = IndexEntry {
             file: name,
             size: total,
-            sha256: hex(&hasher.finalize()),
+            sha256: String::new(),
             complete: true,
             gaps: Vec::new(),
             range: None,
@@ -647,40 +599,58 @@ impl Extractor {
             notes: vec![format!("merged from {} partial responses", plan.len())],
             merged_from: plan.iter().map(|p| p.0.clone()).collect(),
             ..entry.clone()
-        })
+        };
+        self.writer.send(Job::Merge {
+            file,
+            plan,
+            entry: Box::new(merged.clone()),
+        });
+        Some(merged)
     }
 
-    /// Close whatever is still open as incomplete (the capture stopped mid-body before
-    /// the HTTP layer could say so). Normally nothing is left: the HTTP layer's own
-    /// `finish` ends every body first.
+    /// Close whatever is still open as incomplete, and wait until every file is written
+    /// and indexed. Normally nothing is open by then: the HTTP layer's own `finish` ends
+    /// every body first. Idempotent.
     pub fn finish(&mut self) {
-        let open: Vec<(u64, u64)> = self.open.keys().copied().collect();
-        for key in open {
-            if let Some(b) = self.open.remove(&key) {
-                let mut main = b.main;
-                let _ = main.file.flush();
-                let entry = IndexEntry {
-                    stream: key.0,
-                    transaction: key.1,
-                    time: String::new(),
-                    method: "-".into(),
-                    url: None,
-                    status: 0,
-                    content_type: None,
-                    content_encoding: None,
-                    range: None,
-                    content_range: None,
-                    size: main.len,
-                    sha256: hex(&main.hasher.finalize()),
-                    file: main.name,
-                    complete: false,
-                    gaps: Vec::new(),
-                    notes: vec!["the capture stopped inside the body".into()],
-                    merged_from: Vec::new(),
-                };
-                self.write_entry(&entry);
+        let mut open: Vec<((u64, u64), OpenBody)> = self.open.drain().collect();
+        open.sort_by_key(|(k, _)| *k);
+        for (key, b) in open {
+            let mut main = b.main;
+            main.flush(&self.writer);
+            if let Some(raw) = b.raw {
+                self.writer.send(Job::Remove { id: raw.id });
             }
+            let entry = IndexEntry {
+                stream: key.0,
+                transaction: key.1,
+                time: String::new(),
+                method: "-".into(),
+                url: None,
+                status: 0,
+                content_type: None,
+                content_encoding: None,
+                range: None,
+                content_range: None,
+                size: main.len,
+                sha256: String::new(),
+                file: main.name,
+                complete: false,
+                gaps: Vec::new(),
+                notes: vec!["the capture stopped inside the body".into()],
+                merged_from: Vec::new(),
+            };
+            self.writer.send(Job::Close {
+                id: main.id,
+                entry: Box::new(entry),
+            });
         }
+        self.writer.stop();
+    }
+}
+
+impl Drop for Extractor {
+    fn drop(&mut self) {
+        self.finish();
     }
 }
 

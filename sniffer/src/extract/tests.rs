@@ -2,6 +2,8 @@
 
 use std::io::Write as _;
 
+use sha2::{Digest as _, Sha256};
+
 use super::*;
 use crate::{
     capture::Timestamp,
@@ -54,6 +56,8 @@ fn run(a: &mut HttpAnalyzer<Extractor>, stream: u64, req: &[u8], resp: &[Result<
         }
     }
     a.session_end(&s, EndReason::Fin, Timestamp(3));
+    // Files are written on the writer thread: wait for it before looking.
+    a.listener().sync();
 }
 
 fn index(dir: &Path) -> Vec<serde_json::Value> {
