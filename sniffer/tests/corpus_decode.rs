@@ -680,6 +680,23 @@ fn issue3_damage_caplen_ffffffff() {
             ..
         }
     ));
+
+    // Over the 262144-byte maximum even though the bytes are all there.
+    let mut p = Pcap::new(false, false, 1);
+    p.record(1, &f[0]);
+    let bad = p.record(2, &vec![0; 300_000]);
+    p.record(3, &f[1]);
+    let path = write_temp(&dir, "caplen-300000.pcap", &p.bytes);
+    let (got, err) = read_one(&path);
+    assert_eq!(got.len(), 1);
+    let what = assert_damage(err, &path, bad, "300000 captured bytes");
+    assert!(matches!(
+        what,
+        Damage::CaplenTooLarge {
+            caplen: 300_000,
+            max: 262_144
+        }
+    ));
 }
 
 #[test]

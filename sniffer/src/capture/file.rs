@@ -564,7 +564,12 @@ impl FileReader {
                             ..
                         },
                     ) => {
-                        if b.caplen > b.origlen {
+                        if b.caplen > MAX_CAPLEN {
+                            Outcome::Damage(Damage::CaplenTooLarge {
+                                caplen: b.caplen,
+                                max: MAX_CAPLEN,
+                            })
+                        } else if b.caplen > b.origlen {
                             Outcome::Damage(Damage::CaplenOverOrigLen {
                                 caplen: b.caplen,
                                 orig_len: b.origlen,
@@ -613,19 +618,27 @@ impl FileReader {
                 Outcome::Skip(len) => self.reader.consume_noshift(len),
                 Outcome::Damage(what) => return Err(self.damaged(what)),
                 Outcome::Eof => return Ok(false),
-                Outcome::Stuck(step) => self.recover(step)?,
+                Outcome::Stuck(step) => {
+                    if !self.recover(step)? {
+                        return Ok(false);
+                    }
+                }
             }
         }
     }
 
     /// The parser could not produce a record: find out why from the record header, then
     /// refill, grow the buffer, or report damage.
-    fn recover(&mut self, step: Step) -> Result<(), FileError> {
+    /// `Ok(false)`: the stream ended cleanly between records.
+    fn recover(&mut self, step: Step) -> Result<bool, FileError> {
         if step == Step::ReadError {
             return Err(self.read_failure());
         }
         let data = self.reader.data();
         let available = data.len() as u64;
+        if available == 0 && step == Step::Exhausted {
+            return Ok(false);
+        }
         let needed = match self.state.format {
             Format::Pcap {
                 big_endian,
@@ -729,7 +742,7 @@ impl FileReader {
         }
         // After a failed fill of the remaining space the stream is exhausted: the next
         // parse reports UnexpectedEof and lands above.
-        Ok(())
+        Ok(true)
     }
 
     fn take_read_error(&self) -> Option<io::Error> {
