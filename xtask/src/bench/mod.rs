@@ -4,6 +4,7 @@
 //! The input comes from `../shared/tools/http-capture-gen` (real kernel TCP between nginx and
 //! curl, with loss and reordering), made once and cached under `target/bench/`.
 
+pub mod decode;
 pub mod flows;
 pub mod http;
 
@@ -62,7 +63,7 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
         flows::run(&capture)?;
     }
     if wants(Which::Decode) {
-        bail!("benchmarks not wired yet");
+        decode::run(&capture)?;
     }
     Ok(())
 }
