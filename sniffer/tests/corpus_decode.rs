@@ -513,6 +513,11 @@ fn issue3_pcapng_sections_interfaces_tsresol() {
     ng.interface(101, Some(9)); // ns, raw IP
     ng.packet(0, 1_700_000_000_000_001, &f[0]);
     ng.packet(1, 1_700_000_000_000_000_002, &f[1][14..]);
+    // A simple packet block: interface 0, no timestamp (it takes the previous one).
+    ng.block(3, |s| {
+        s.u32(f[0].len() as u32);
+        s.bytes.extend_from_slice(&f[0]);
+    });
     // A second section, big endian, with a binary resolution (2^-10 s).
     ng.section(true);
     ng.interface(1, Some(0x80 | 10));
@@ -534,6 +539,12 @@ fn issue3_pcapng_sections_interfaces_tsresol() {
             101,
             f[1][14..].to_vec(),
             f[1].len() as u32 - 14,
+        ),
+        (
+            1_700_000_000_000_000_002,
+            1,
+            f[0].clone(),
+            f[0].len() as u32,
         ),
         (
             1_700_000_001_500_000_000,

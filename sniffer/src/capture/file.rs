@@ -36,6 +36,8 @@ pub const MAX_RECORD: usize = 16 << 20;
 pub const MAX_CAPLEN: u32 = 262_144;
 /// Files at least this large get a progress bar (when stderr is a terminal).
 const PROGRESS_MIN_BYTES: u64 = 8 << 20;
+/// The bar is updated every this many frames (about 50 times a second at full speed).
+const PROGRESS_EVERY_FRAMES: u64 = 32_768;
 
 /// A capture file could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -292,7 +294,7 @@ impl PacketSource for FileSource {
         self.stats.bytes += frame.data.len() as u64;
         self.stats.truncated += u64::from(frame.is_truncated());
         if let Some(p) = &mut self.progress
-            && self.stats.frames.is_multiple_of(4096)
+            && self.stats.frames.is_multiple_of(PROGRESS_EVERY_FRAMES)
         {
             let read = self
                 .readers
