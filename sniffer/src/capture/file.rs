@@ -556,6 +556,13 @@ impl FileReader {
         }
         loop {
             let base = self.reader.data().as_ptr() as usize;
+            if let Format::PcapNg { big_endian } = self.state.format
+                && let Some(Err(what)) = ng_block_header(self.reader.data(), big_endian)
+            {
+                // Checked before pcap-parser sees the block: 0.17 subtracts 12 from the
+                // length of some block types before checking it (found by fuzzing).
+                return Err(self.damaged(what));
+            }
             let outcome = match self.reader.next() {
                 Ok((len, block)) => match (block, self.state.format) {
                     (
@@ -672,49 +679,17 @@ impl FileReader {
                     record_header + u64::from(caplen)
                 }
             }
-            Format::PcapNg { big_endian } => {
-                if data.len() < 8 {
-                    8
-                } else {
-                    let word = |o: usize| {
-                        let b = [data[o], data[o + 1], data[o + 2], data[o + 3]];
-                        if big_endian {
-                            u32::from_be_bytes(b)
-                        } else {
-                            u32::from_le_bytes(b)
-                        }
-                    };
-                    let block_type = word(0);
-                    let mut len = word(4);
-                    if block_type == 0x0a0d_0d0a && data.len() >= 12 {
-                        // A section header carries its own byte order.
-                        let bom = [data[8], data[9], data[10], data[11]];
-                        let b = [data[4], data[5], data[6], data[7]];
-                        len = if bom == [0x1a, 0x2b, 0x3c, 0x4d] {
-                            u32::from_be_bytes(b)
-                        } else {
-                            u32::from_le_bytes(b)
-                        };
-                    }
-                    if len < 12 {
-                        return Err(self.damaged(Damage::BlockTooShort { block_type, len }));
-                    }
-                    if !len.is_multiple_of(4) {
-                        return Err(self.damaged(Damage::BlockUnaligned { block_type, len }));
-                    }
-                    if len as usize > MAX_RECORD {
-                        return Err(self.damaged(Damage::RecordTooLarge {
-                            len: u64::from(len),
-                            max: MAX_RECORD as u64,
-                        }));
-                    }
+            Format::PcapNg { big_endian } => match ng_block_header(data, big_endian) {
+                None => 8,
+                Some(Err(what)) => return Err(self.damaged(what)),
+                Some(Ok((block_type, len))) => {
                     if u64::from(len) <= available {
                         // Complete, yet the parser refused it.
                         return Err(self.damaged(Damage::MalformedBlock { block_type, len }));
                     }
                     u64::from(len)
                 }
-            }
+            },
         };
         if step == Step::Rejected {
             return Err(self.damaged(Damage::Unreadable));
@@ -891,6 +866,45 @@ enum Step {
     ReadError,
     /// The parser rejected the record.
     Rejected,
+}
+
+/// The type and total length of the pcapng block at the start of `data`, once 8 bytes (12
+/// for a section header, whose byte order follows) are there; damage if the length is
+/// impossible.
+fn ng_block_header(data: &[u8], big_endian: bool) -> Option<Result<(u32, u32), Damage>> {
+    let word = |o: usize, big: bool| {
+        let b = [data[o], data[o + 1], data[o + 2], data[o + 3]];
+        if big {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }
+    };
+    if data.len() < 8 {
+        return None;
+    }
+    let block_type = word(0, big_endian);
+    let len = if data[..4] == [0x0a, 0x0d, 0x0d, 0x0a] {
+        // A section header carries its own byte order.
+        if data.len() < 12 {
+            return None;
+        }
+        word(4, data[8..12] == [0x1a, 0x2b, 0x3c, 0x4d])
+    } else {
+        word(4, big_endian)
+    };
+    Some(if len < 12 {
+        Err(Damage::BlockTooShort { block_type, len })
+    } else if !len.is_multiple_of(4) {
+        Err(Damage::BlockUnaligned { block_type, len })
+    } else if len as usize > MAX_RECORD {
+        Err(Damage::RecordTooLarge {
+            len: u64::from(len),
+            max: MAX_RECORD as u64,
+        })
+    } else {
+        Ok((block_type, len))
+    })
 }
 
 /// Timestamp units per second from `if_tsresol`: 10^n, or 2^n with the top bit set.
