@@ -293,3 +293,60 @@ fn issue4_arkime_synthetic_connections_give_their_labelled_bytes() {
         "same 4-tuple, new session"
     );
 }
+
+/// The commands end to end: `flows --json`, `follow --format raw`, a missing stream.
+#[test]
+fn issue4_flows_and_follow_commands() {
+    let Some(dir) = corpus() else { return };
+    let file = dir.join("arkime__tcp-reassembly-synthetic.pcap");
+    let sniffer = env!("CARGO_BIN_EXE_sniffer");
+    let run = |args: &[&str]| {
+        std::process::Command::new(sniffer)
+            .args(args)
+            .arg("-r")
+            .arg(&file)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["flows", "--json"]);
+    assert!(out.status.success());
+    let rows: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 11);
+    assert!(
+        rows.iter()
+            .enumerate()
+            .all(|(i, r)| r["stream"] == i as u64)
+    );
+    assert_eq!(rows[4]["gap_bytes"], 8);
+    assert_eq!(rows[7]["state"], "fin");
+    assert_eq!(rows[8]["state"], "open");
+    let summary = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        summary.contains("11 sessions: 9 closed by FIN"),
+        "{summary}"
+    );
+    assert!(summary.contains("2 gaps (9 bytes missing)"), "{summary}");
+
+    // Exact bytes, without the Ethernet padding of the FIN frame.
+    let out = run(&["follow", "--format", "raw", "--dir", "resp", "7"]);
+    assert!(out.status.success());
+    assert_eq!(out.stdout, b"HTTP/1.0 200 OK\r\n\r\nok\r\n");
+    let out = run(&["follow", "--flow", "10.180.156.2:80-10.180.156.1:40005"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("=== resp [8 bytes missing] at offset 8 ==="),
+        "{text}"
+    );
+
+    let out = run(&["follow", "99"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("no stream 99 in the input (11 TCP sessions"),
+        "{err}"
+    );
+}

@@ -164,6 +164,7 @@ fn run_in(capture: &Path, size: u64, sniffer: &Path, shm: &Path) -> anyhow::Resu
         c
     })?;
     let tcpflow_bytes = dir_bytes(&t_out, |n| n.contains('-') && !n.ends_with(".xml"));
+    let (same, compared) = same_files(&s_out, &t_out)?;
     let _ = std::fs::remove_dir_all(&t_out);
     let tshark = measure(TSHARK_RUNS, || {
         let mut c = Command::new("tshark");
@@ -194,6 +195,7 @@ fn run_in(capture: &Path, size: u64, sniffer: &Path, shm: &Path) -> anyhow::Resu
         "  checked: {sessions} sessions = tshark's conversations; {delivered} bytes delivered = bytes written \
          (tcpflow wrote {tcpflow_bytes}); {gap_bytes} gap bytes, {retrans} retransmitted, {conflicts} conflicting"
     );
+    println!("  {same} of {compared} flow files byte-identical to tcpflow's (by endpoints)");
     let rss = table.max_rss_kib.max(files.max_rss_kib) as f64 / 1024.0;
     let speed = gbps(size, table.median());
     println!(
@@ -202,6 +204,33 @@ fn run_in(capture: &Path, size: u64, sniffer: &Path, shm: &Path) -> anyhow::Resu
         mark(rss < TARGET_RSS_MIB),
     );
     Ok(())
+}
+
+/// Compare sniffer's flow files with tcpflow's of the same endpoints (sniffer's names are
+/// tcpflow's with an `sNNNNNN-` stream prefix): (identical, compared).
+fn same_files(ours: &Path, theirs: &Path) -> anyhow::Result<(usize, usize)> {
+    let (mut same, mut compared) = (0, 0);
+    for e in std::fs::read_dir(ours)? {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".gaps.tsv") {
+            continue;
+        }
+        let Some((_, endpoints)) = name.split_once('-') else {
+            continue;
+        };
+        let other = theirs.join(endpoints);
+        if !other.exists() {
+            continue;
+        }
+        compared += 1;
+        if std::fs::read(e.path())? == std::fs::read(&other)? {
+            same += 1;
+        } else {
+            eprintln!("  differs from tcpflow: {name}");
+        }
+    }
+    Ok((same, compared))
 }
 
 fn mark(ok: bool) -> &'static str {
