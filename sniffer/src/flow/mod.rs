@@ -25,6 +25,12 @@
 //!   least recently active sessions are evicted; beyond `max_sessions` the least recently
 //!   active one is evicted; a session idle for `idle_timeout` ends with "timeout". Every
 //!   one of these is counted in [`FlowStats`].
+//!
+//!   Defaults ([`FlowConfig::default`], and the CLI's): 4 MiB out of order per direction
+//!   (libnids drops at 64 KiB, Zeek worries at 16 KiB; MiBs ride out a long loss burst on
+//!   a fast link), 256 MiB memcap (Suricata's reassembly default), 1 000 000 sessions, 300 s
+//!   idle (Zeek's 5 minutes). The retransmission check window adds at most
+//!   2 × [`crate::tcp::assembler::CHECK_WINDOW`] per session, grown only as data flows.
 
 mod key;
 
