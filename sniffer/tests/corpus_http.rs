@@ -43,6 +43,9 @@ struct Saved {
     sha256: String,
     complete: bool,
     gaps: serde_json::Value,
+    file: String,
+    merged_from: Vec<String>,
+    data: Vec<u8>,
 }
 
 /// Extract every body of `capture` into a fresh directory; the index lines.
@@ -77,6 +80,13 @@ fn extract_all(capture: &Path) -> Vec<Saved> {
                 sha256: v["sha256"].as_str().unwrap().to_owned(),
                 complete: v["complete"].as_bool().unwrap(),
                 gaps: v["gaps"].clone(),
+                file: v["file"].as_str().unwrap().to_owned(),
+                merged_from: v
+                    .get("merged_from")
+                    .and_then(|m| m.as_array())
+                    .map(|m| m.iter().map(|f| f.as_str().unwrap().to_owned()).collect())
+                    .unwrap_or_default(),
+                data: bytes,
             }
         })
         .collect();
@@ -299,4 +309,31 @@ fn issue5_cli_json_default_glob_and_once() {
     // --once: one file, and the capture stopped early.
     let (_, _, saved_once) = run(&["--extract-all", "--once"]);
     assert_eq!(saved_once, 1);
+}
+
+/// zeek http/206_example_b: a Windows update fetched in two ranges (0-816895 and
+/// 816896-1022919 of 1022920) on one connection, the second range again on another. The
+/// parts are saved with their ranges, and merged once into the whole file.
+#[test]
+fn issue5_zeek_206_parts_merged_into_whole() {
+    let Some(corpus) = corpus() else { return };
+    let s = extract_all(&corpus.join("zeek__http__206_example_b.pcap"));
+    assert_eq!(
+        s.len(),
+        4,
+        "{:?}",
+        s.iter().map(|s| &s.file).collect::<Vec<_>>()
+    );
+    let merged: Vec<&Saved> = s.iter().filter(|s| !s.merged_from.is_empty()).collect();
+    assert_eq!(merged.len(), 1);
+    let m = merged[0];
+    assert_eq!(m.size, 1_022_920);
+    assert!(m.complete);
+    let whole: Vec<u8> = m
+        .merged_from
+        .iter()
+        .flat_map(|f| s.iter().find(|p| &p.file == f).unwrap().data.clone())
+        .collect();
+    assert_eq!(whole, m.data);
+    assert!(s.iter().filter(|p| p.status == 206).all(|p| p.complete));
 }
