@@ -20,9 +20,13 @@ struct Check {
     open: Option<(u64, u64)>,
     heads: u64,
     done_with_head: u64,
-    log: Vec<(u64, Option<u16>, Vec<u8>, Vec<u8>)>,
+    /// Per transaction: number, status, raw body, decoded body (`None` when decoding
+    /// failed: the decoded prefix before a failure is unspecified, and the raw body is
+    /// what is kept then).
+    log: Vec<(u64, Option<u16>, Vec<u8>, Option<Vec<u8>>)>,
     raw: Vec<u8>,
     decoded: Vec<u8>,
+    decode_failed: bool,
 }
 
 impl HttpListener for Check {
@@ -33,6 +37,7 @@ impl HttpListener for Check {
         self.open = Some((0, 0));
         self.raw.clear();
         self.decoded.clear();
+        self.decode_failed = false;
         true
     }
 
@@ -53,7 +58,10 @@ impl HttpListener for Check {
                 *dec += bytes.len() as u64;
                 self.decoded.extend_from_slice(bytes);
             }
-            BodyEvent::DecodeFailed { reason } => assert!(!reason.is_empty()),
+            BodyEvent::DecodeFailed { reason } => {
+                assert!(!reason.is_empty());
+                self.decode_failed = true;
+            }
         }
     }
 
@@ -63,11 +71,13 @@ impl HttpListener for Check {
             assert_eq!(raw, tx.body.raw_len);
             assert!(tx.body.decoded_len <= Limits::default().max_decoded_bytes);
         }
+        let decoded = std::mem::take(&mut self.decoded);
+        let failed = std::mem::take(&mut self.decode_failed);
         self.log.push((
             tx.number,
             tx.response.as_ref().map(|r| r.status),
             std::mem::take(&mut self.raw),
-            std::mem::take(&mut self.decoded),
+            (!failed).then_some(decoded),
         ));
     }
 }
