@@ -13,9 +13,11 @@
 //!   the first packet's sender is the client.
 //! - **Mid-stream pickup**: a session first seen without SYN is marked `midstream` and
 //!   reassembled from its first byte (see [`crate::tcp::stream`]).
-//! - **Closing**: a RST ends the session at once; FINs both ways end it once both
-//!   directions are complete up to their FIN. The session then lingers in the table (no
-//!   more events, its last ACKs still counted) for [`CLOSED_LINGER`] of capture time.
+//! - **Closing**: a RST ends the session at once, unless its sequence number is far from
+//!   the stream (then it is ignored and counted, see [`HalfStream::rst_plausible`]). FINs
+//!   both ways end it once both directions are complete up to their FIN. The session then
+//!   lingers in the table (no more events, its last ACKs still counted) for
+//!   [`CLOSED_LINGER`] of capture time.
 //! - **ACKs** declare the holes below them gaps (see [`crate::tcp::stream`]), except an ACK
 //!   stamped earlier than a packet already seen in its session: capture time running
 //!   backwards means the capture reordered packets, and the hole may still fill.
@@ -98,6 +100,8 @@ pub struct DirStats {
     pub syn: bool,
     /// FIN seen from this side.
     pub fin: bool,
+    /// RSTs ignored: sequence number far outside the stream (blind injection).
+    pub rst_ignored: u64,
 }
 
 /// A session's final counters, handed to [`Listener::session_stats`].
@@ -319,6 +323,10 @@ impl Session {
         }
         if f.has(TcpFlags::RST) {
             self.dirs[d].after_close += wire;
+            if !self.half[d].rst_plausible(seg.seq) {
+                self.dirs[d].rst_ignored += 1;
+                return false;
+            }
             self.rst = true;
             self.end(EndReason::Rst, ts, l);
             return true;

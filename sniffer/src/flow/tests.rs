@@ -395,3 +395,19 @@ fn syn_data_is_stream_data() {
     let (_, r) = run(&FlowConfig::default(), &segs);
     assert_eq!(r.text(0, Direction::Orig), "GET / HTTP/1.1\r\n\r\n");
 }
+
+#[test]
+fn rst_far_outside_the_stream_is_ignored() {
+    let segs = [
+        seg(1, C, SV, 100, 0, S, b""),
+        seg(1, SV, C, 900, 101, S | A, b""),
+        seg(1, C, SV, 101, 901, A | P, b"GET"),
+        // A blind RST, 2^30 away from the server's next byte: ignored.
+        seg(1, SV, C, 901 + (1 << 30), 104, R, b""),
+        seg(1, SV, C, 901, 104, A | P, b"OK"),
+    ];
+    let (_, r) = run(&FlowConfig::default(), &segs);
+    assert_eq!(r.text(0, Direction::Resp), "OK");
+    assert_eq!(r.stats[&0].resp.rst_ignored, 1);
+    assert_eq!(r.stats[&0].state, SessionState::Open);
+}

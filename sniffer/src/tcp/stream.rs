@@ -196,6 +196,17 @@ impl HalfStream {
         }
     }
 
+    /// Whether a RST at `seq` is believable: within 64 KiB behind or 16 MiB ahead of the
+    /// next expected byte (a receiving stack accepts only in-window RSTs, RFC 5961; one far
+    /// off is blind injection or garbage and must not end the session). Always `true` while
+    /// the stream's start is unknown.
+    pub fn rst_plausible(&self, seq: SeqNum) -> bool {
+        self.offset(seq).is_none_or(|off| {
+            let rel = off - self.asm.next() as i64;
+            (-(1 << 16)..=(1 << 24)).contains(&rel)
+        })
+    }
+
     /// Everything up to the FIN was delivered or declared a gap.
     pub fn is_done(&self) -> bool {
         self.fin.is_some_and(|f| self.asm.next() >= f)
