@@ -276,12 +276,20 @@ mod program {
         // SAFETY: the first RecordHeader::LEN + cap_len bytes of the slot were just written.
         let record =
             unsafe { core::slice::from_raw_parts(slot, RecordHeader::LEN + cap_len as usize) };
-        // Wake the reader once a batch is waiting, not for every packet; below the
-        // threshold it drains on its poll interval.
-        let wakeup = if RECORDS.query(u64::from(BPF_RB_AVAIL_DATA)) >= u64::from(cfg.wakeup_bytes) {
-            BPF_RB_FORCE_WAKEUP
+        // Wake the reader once per batch: only the record that makes the waiting data
+        // cross `wakeup_bytes` wakes it (each wakeup is an irq_work, i.e. a self-IPI);
+        // smaller batches are drained on the reader's poll interval. A reader that is
+        // awake drains until the ring is empty before it sleeps, so it misses nothing.
+        let wakeup = if cfg.wakeup_bytes == 0 {
+            0
         } else {
-            BPF_RB_NO_WAKEUP
+            let waiting = RECORDS.query(u64::from(BPF_RB_AVAIL_DATA));
+            let threshold = u64::from(cfg.wakeup_bytes);
+            if waiting < threshold && waiting + record.len() as u64 >= threshold {
+                BPF_RB_FORCE_WAKEUP
+            } else {
+                BPF_RB_NO_WAKEUP
+            }
         };
         if RECORDS.output::<[u8]>(record, u64::from(wakeup)).is_err() {
             count(Counter::RingFull, 1);

@@ -246,6 +246,8 @@ pub struct LiveSource {
     sigterm: tokio::signal::unix::Signal,
     stop: StopHandle,
     phase: Phase,
+    /// Times the reader waited for the ring (wakeups plus poll intervals), for the debug log.
+    waits: u64,
     link_type: LinkType,
     /// CLOCK_REALTIME − CLOCK_MONOTONIC, in nanoseconds, sampled at open.
     mono_to_wall_ns: i128,
@@ -412,6 +414,7 @@ impl LiveSource {
             sigterm,
             stop: StopHandle(Arc::default()),
             phase: Phase::Running,
+            waits: 0,
             link_type,
             mono_to_wall_ns: mono_to_wall_offset(),
             stats: SourceStats::default(),
@@ -467,6 +470,7 @@ impl LiveSource {
 
     /// Waits until the ring may have data, a stop is requested, or the poll interval ends.
     fn wait(&mut self) {
+        self.waits += 1;
         let Self {
             runtime,
             ready,
@@ -555,6 +559,11 @@ impl PacketSource for LiveSource {
             match self.phase {
                 Phase::Running => self.wait(),
                 Phase::Draining => {
+                    log::debug!(
+                        "live capture: {} records in {} waits for the ring",
+                        self.stats.frames,
+                        self.waits
+                    );
                     self.phase = Phase::Done;
                     if let Some(logger) = &mut self.logger {
                         logger.flush();
