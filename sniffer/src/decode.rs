@@ -5,7 +5,10 @@ use std::{
     net::{IpAddr, SocketAddr},
 };
 
-use etherparse::{LaxSlicedPacket, TcpSlice, defrag::IpDefragPayloadVec, defrag::IpDefragPool};
+use etherparse::{
+    IpFragOffset, IpNumber, LaxSlicedPacket, TcpSlice,
+    defrag::{IpDefragBuf, IpFragRange},
+};
 
 use crate::{
     capture::{Frame, Timestamp},
@@ -141,10 +144,10 @@ pub const DEFRAG_MAX_DATAGRAMS: usize = 256;
 
 /// Frames to TCP segments: one decoder per pipeline.
 ///
-/// Invariants: `defrag.inflight` mirrors exactly the partial datagrams held by
-/// `defrag.pool` (same keys, same latest `(time, serial)` stamps), so its length bounds the
-/// pool's memory; `defrag.out` holds the last reassembled datagram, which the returned
-/// segment may borrow until the next call.
+/// Invariants: `defrag.partial` never holds more than [`DEFRAG_MAX_DATAGRAMS`] datagrams
+/// (each at most 64 KiB), none idle longer than [`DEFRAG_TIMEOUT_NS`] past the last sweep;
+/// `defrag.out` holds the last reassembled datagram, which the returned segment may borrow
+/// until the next call.
 pub struct Decoder {
     stats: DecodeStats,
     defrag: Defrag,
@@ -154,7 +157,7 @@ impl std::fmt::Debug for Decoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Decoder")
             .field("stats", &self.stats)
-            .field("fragments_in_flight", &self.defrag.inflight.len())
+            .field("fragments_in_flight", &self.defrag.partial.len())
             .finish_non_exhaustive()
     }
 }
@@ -171,10 +174,9 @@ impl Decoder {
         Self {
             stats: DecodeStats::default(),
             defrag: Defrag {
-                pool: IpDefragPool::new(),
-                inflight: HashMap::new(),
-                serial: 0,
-                out: None,
+                partial: HashMap::new(),
+                spare: Vec::new(),
+                out: Vec::new(),
                 last_sweep: 0,
             },
         }
@@ -190,7 +192,7 @@ impl Decoder {
     /// of datagrams not yet complete.
     pub fn decode<'a>(&'a mut self, frame: &Frame<'a>) -> Option<Segment<'a>> {
         self.stats.frames += 1;
-        if !self.defrag.inflight.is_empty() {
+        if !self.defrag.partial.is_empty() {
             self.defrag.expire(frame.ts.0, &mut self.stats);
         }
         let ip = match link::network(frame.link_type, frame.data) {
@@ -287,7 +289,7 @@ impl Decoder {
         };
         if payload.fragmented {
             self.stats.ip_fragments += 1;
-            if payload.ip_number != etherparse::IpNumber::TCP {
+            if payload.ip_number != IpNumber::TCP {
                 self.stats.non_tcp += 1;
                 return None;
             }
@@ -295,9 +297,39 @@ impl Decoder {
                 self.stats.defrag_errors += 1;
                 return None;
             }
-            return self.defragment(frame, ip, src, dst);
+            let fragment = match &sliced.net {
+                Some(LaxNetSlice::Ipv4(v4)) => {
+                    let h = v4.header();
+                    Some(Fragment {
+                        id: u32::from(h.identification()),
+                        offset: h.fragments_offset().value(),
+                        more: h.more_fragments(),
+                    })
+                }
+                // Read from the raw header: etherparse 0.19 swaps the offset's low bits
+                // and the M flag of IPv6 fragment headers (fixed in 0.21).
+                Some(LaxNetSlice::Ipv6(v6)) => {
+                    v6.extensions().clone().into_iter().find_map(|e| match e {
+                        etherparse::Ipv6ExtensionSlice::Fragment(f) => {
+                            let b = f.slice();
+                            Some(Fragment {
+                                id: f.identification(),
+                                offset: u16::from_be_bytes([b[2], b[3]]) >> 3,
+                                more: b[3] & 1 == 1,
+                            })
+                        }
+                        _ => None,
+                    })
+                }
+                _ => None,
+            };
+            let Some(fragment) = fragment else {
+                self.malformed("fragmented payload without a fragment header");
+                return None;
+            };
+            return self.defragment(frame.ts, src, dst, fragment, payload.payload);
         }
-        if payload.ip_number != etherparse::IpNumber::TCP {
+        if payload.ip_number != IpNumber::TCP {
             self.stats.non_tcp += 1;
             return None;
         }
@@ -329,69 +361,67 @@ impl Decoder {
 
     fn defragment<'a>(
         &'a mut self,
-        frame: &Frame<'a>,
-        ip: &'a [u8],
+        ts: Timestamp,
         src: IpAddr,
         dst: IpAddr,
+        fragment: Fragment,
+        data: &[u8],
     ) -> Option<Segment<'a>> {
-        let Ok(sliced) = etherparse::SlicedPacket::from_ip(ip) else {
-            self.malformed("invalid IP fragment");
-            return None;
+        let key = FragKey {
+            src,
+            dst,
+            id: fragment.id,
         };
-        let id = match &sliced.net {
-            Some(etherparse::NetSlice::Ipv4(v4)) => u32::from(v4.header().identification()),
-            Some(etherparse::NetSlice::Ipv6(v6)) => v6
-                .extensions()
-                .clone()
-                .into_iter()
-                .find_map(|e| match e {
-                    etherparse::Ipv6ExtensionSlice::Fragment(f) => Some(f.identification()),
-                    _ => None,
-                })
-                .unwrap_or(0),
-            _ => return None,
-        };
-        let key = FragKey { src, dst, id };
         let d = &mut self.defrag;
-        if !d.inflight.contains_key(&key) && d.inflight.len() >= DEFRAG_MAX_DATAGRAMS {
+        if !d.partial.contains_key(&key) && d.partial.len() >= DEFRAG_MAX_DATAGRAMS {
             d.evict_oldest();
             self.stats.defrag_overflows += 1;
-            self.stats.defrag_in_flight = d.inflight.len() as u64;
         }
-        if let Some(done) = d.out.take() {
-            d.pool.return_buf(done);
-        }
-        d.serial += 1;
-        let stamp = (frame.ts.0, d.serial);
-        match d.pool.process_sliced_packet(&sliced, stamp, ()) {
-            Ok(None) => {
-                d.inflight.insert(key, stamp);
-                self.stats.defrag_in_flight = d.inflight.len() as u64;
-                None
+        let Defrag { partial, spare, .. } = d;
+        let entry = partial.entry(key).or_insert_with(|| {
+            let (data, sections) = spare.pop().unwrap_or_default();
+            Partial {
+                buf: IpDefragBuf::new(IpNumber::TCP, data, sections),
+                last_seen: ts.0,
             }
-            Ok(Some(datagram)) => {
-                d.inflight.remove(&key);
-                self.stats.defrag_in_flight = d.inflight.len() as u64;
-                self.stats.reassembled_datagrams += 1;
-                let d = &mut self.defrag;
-                let datagram = d.out.insert(datagram);
-                match TcpSlice::from_slice(&datagram.payload) {
-                    Ok(tcp) => {
-                        let len = tcp.payload().len();
-                        Some(deliver(&mut self.stats, frame.ts, src, dst, &tcp, len))
-                    }
-                    Err(_) => {
-                        *self
-                            .stats
-                            .malformed
-                            .entry("invalid TCP header in reassembled datagram")
-                            .or_insert(0) += 1;
-                        None
-                    }
+        });
+        entry.last_seen = ts.0;
+        let added = match IpFragOffset::try_new(fragment.offset) {
+            Ok(offset) => entry.buf.add(offset, fragment.more, data).is_ok(),
+            Err(_) => false,
+        };
+        let complete = added && entry.buf.is_complete();
+        if !added || complete {
+            let done = d.partial.remove(&key).map(|p| p.buf.take_bufs());
+            if let Some((bytes, sections)) = done {
+                if complete {
+                    let old = std::mem::replace(&mut d.out, bytes);
+                    d.recycle(old, sections);
+                } else {
+                    d.recycle(bytes, sections);
                 }
             }
+        }
+        self.stats.defrag_in_flight = d.partial.len() as u64;
+        if !added {
+            self.stats.defrag_errors += 1;
+            return None;
+        }
+        if !complete {
+            return None;
+        }
+        self.stats.reassembled_datagrams += 1;
+        match TcpSlice::from_slice(&self.defrag.out) {
+            Ok(tcp) => {
+                let len = tcp.payload().len();
+                Some(deliver(&mut self.stats, ts, src, dst, &tcp, len))
+            }
             Err(_) => {
-                self.stats.defrag_errors += 1;
+                *self
+                    .stats
+                    .malformed
+                    .entry("invalid TCP header in reassembled datagram")
+                    .or_insert(0) += 1;
                 None
             }
         }
@@ -435,13 +465,31 @@ struct FragKey {
     id: u32,
 }
 
-/// etherparse's defragmenter, bounded in time and count.
+/// Where a fragment goes in its datagram.
+#[derive(Clone, Copy, Debug)]
+struct Fragment {
+    id: u32,
+    /// In 8-byte units.
+    offset: u16,
+    more: bool,
+}
+
+/// A datagram being rebuilt: etherparse's defragmentation buffer and when it last grew.
+struct Partial {
+    buf: IpDefragBuf,
+    last_seen: u64,
+}
+
+/// Spare buffers kept for reuse (each at most 64 KiB).
+const DEFRAG_SPARE_BUFFERS: usize = 8;
+
+/// IP defragmentation (TCP only), bounded in time and count, on etherparse's
+/// [`IpDefragBuf`] (which merges ranges and rejects conflicting ends).
 struct Defrag {
-    /// Stamps are (capture time in ns, serial of the latest fragment).
-    pool: IpDefragPool<(u64, u64), ()>,
-    inflight: HashMap<FragKey, (u64, u64)>,
-    serial: u64,
-    out: Option<IpDefragPayloadVec>,
+    partial: HashMap<FragKey, Partial>,
+    spare: Vec<(Vec<u8>, Vec<IpFragRange>)>,
+    /// The last reassembled TCP segment (header and payload).
+    out: Vec<u8>,
     last_sweep: u64,
 }
 
@@ -453,24 +501,42 @@ impl Defrag {
         }
         self.last_sweep = now;
         let cutoff = now.saturating_sub(DEFRAG_TIMEOUT_NS);
-        let before = self.inflight.len();
-        self.inflight.retain(|_, &mut (t, _)| t >= cutoff);
-        let expired = before - self.inflight.len();
-        if expired > 0 {
-            self.pool.retain(|&(t, _)| t >= cutoff);
-            stats.defrag_timeouts += expired as u64;
-            stats.defrag_in_flight = self.inflight.len() as u64;
+        let expired: Vec<FragKey> = self
+            .partial
+            .iter()
+            .filter(|(_, p)| p.last_seen < cutoff)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in &expired {
+            self.drop_partial(key);
         }
+        stats.defrag_timeouts += expired.len() as u64;
+        stats.defrag_in_flight = self.partial.len() as u64;
     }
 
     /// Make room: drop the partial datagram that waited longest.
     fn evict_oldest(&mut self) {
-        let Some((&key, &(_, serial))) = self.inflight.iter().min_by_key(|(_, stamp)| **stamp)
-        else {
-            return;
-        };
-        self.inflight.remove(&key);
-        self.pool.retain(|&(_, s)| s != serial);
+        if let Some(key) = self
+            .partial
+            .iter()
+            .min_by_key(|(_, p)| p.last_seen)
+            .map(|(k, _)| *k)
+        {
+            self.drop_partial(&key);
+        }
+    }
+
+    fn drop_partial(&mut self, key: &FragKey) {
+        if let Some(p) = self.partial.remove(key) {
+            let (bytes, sections) = p.buf.take_bufs();
+            self.recycle(bytes, sections);
+        }
+    }
+
+    fn recycle(&mut self, bytes: Vec<u8>, sections: Vec<IpFragRange>) {
+        if self.spare.len() < DEFRAG_SPARE_BUFFERS {
+            self.spare.push((bytes, sections));
+        }
     }
 }
 
@@ -1084,6 +1150,47 @@ mod tests {
             ),
             (3, 1, 1, 0)
         );
+    }
+
+    #[test]
+    fn issue3_ipv6_fragments_are_reassembled() {
+        let payload: Vec<u8> = (0..2500u32).map(|i| (i % 239) as u8).collect();
+        let b = PacketBuilder::ipv6(V6_SRC, V6_DST, 64)
+            .tcp(51000, 80, 1000, 4096)
+            .psh()
+            .ack(77);
+        let mut whole = Vec::new();
+        b.write(&mut whole, &payload).unwrap();
+        let body = &whole[40..];
+        let chunk = 1232;
+        let mut frags: Vec<Vec<u8>> = body
+            .chunks(chunk)
+            .enumerate()
+            .map(|(i, part)| {
+                let mut f = whole[..40].to_vec();
+                f[6] = 44; // next header: fragment
+                f[4..6].copy_from_slice(&((8 + part.len()) as u16).to_be_bytes());
+                let more = (i + 1) * chunk < body.len();
+                let offset = ((i * chunk / 8) as u16) << 3 | u16::from(more);
+                f.extend_from_slice(&[6, 0]);
+                f.extend_from_slice(&offset.to_be_bytes());
+                f.extend_from_slice(&0xdead_beefu32.to_be_bytes());
+                f.extend_from_slice(part);
+                f
+            })
+            .collect();
+        assert_eq!(frags.len(), 3);
+        frags.reverse();
+        let mut d = Decoder::new();
+        assert!(d.decode(&frame(LinkType::Raw, &frags[0])).is_none());
+        assert!(d.decode(&frame(LinkType::Raw, &frags[1])).is_none());
+        let got = d
+            .decode(&frame(LinkType::Raw, &frags[2]))
+            .map(|seg| (seg.src, seg.payload.to_vec()));
+        let (src, data) = got.unwrap_or_else(|| panic!("not reassembled: {:?}", d.stats()));
+        assert_eq!(src, "[2001:db8::1]:51000".parse().unwrap());
+        assert_eq!(data, payload);
+        assert_eq!(d.stats().reassembled_datagrams, 1);
     }
 
     #[test]
