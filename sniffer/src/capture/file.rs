@@ -170,9 +170,6 @@ pub enum Damage {
         /// The option's value.
         tsresol: u8,
     },
-    /// A packet block before any section header / interface.
-    #[error("pcapng packet block before any section header")]
-    NoSection,
     /// The gzip layer failed.
     #[error("gzip stream corrupt or cut short: {0}")]
     Gzip(io::Error),
