@@ -19,9 +19,9 @@ use std::{
     time::Duration,
 };
 
+use ::tests::{HttpServer, Netns, VethPair};
 use anyhow::{Context as _, bail, ensure};
 use clap::Args;
-use ::tests::{HttpServer, Netns, VethPair};
 
 use crate::util::{self, run_loud};
 
@@ -37,6 +37,9 @@ pub struct Options {
     /// Turn TSO/GSO/GRO off on the veth pair (MTU-sized packets: many more of them).
     #[arg(long)]
     no_offloads: bool,
+    /// Pass `--ring-mib N` to the sniffer (default: the sniffer's own default).
+    #[arg(long, value_name = "N")]
+    ring_mib: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,11 +107,14 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     let _http = HttpServer::start(&server, dir.path(), &[80])?;
     let url = format!("http://{}:80/big.bin", veth.a_v4);
     eprintln!(
-        "bench-live: {} GB per transfer over {} (offloads {}), {} rounds",
+        "bench-live: {} GB per transfer over {} (offloads {}), {} rounds, sniffer ring {}",
         options.gb,
         veth.a_if,
         if options.no_offloads { "off" } else { "on" },
-        options.rounds
+        options.rounds,
+        options
+            .ring_mib
+            .map_or_else(|| "default".to_owned(), |n| format!("{n} MiB"))
     );
     // Warm-up: first-touch costs land here, not in a measured run.
     fetch(&client, &url)?;
@@ -116,8 +122,21 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     let mut samples: Vec<(Mode, Sample)> = Vec::new();
     for round in 1..=options.rounds {
         for mode in Mode::ALL {
-            let s = run_one(mode, &bin, &server, &client, &veth.a_if, &url)?;
-            ensure!(s.bytes == size, "{}: fetched {} of {size} bytes", mode.name(), s.bytes);
+            let s = run_one(
+                mode,
+                &bin,
+                options.ring_mib,
+                &server,
+                &client,
+                &veth.a_if,
+                &url,
+            )?;
+            ensure!(
+                s.bytes == size,
+                "{}: fetched {} of {size} bytes",
+                mode.name(),
+                s.bytes
+            );
             eprintln!(
                 "  round {round}: {:<16} {:6.2} Gbit/s  cpu {:6.3} s/GB  drops {}",
                 mode.name(),
@@ -279,6 +298,7 @@ impl Drop for Capture {
 fn run_one(
     mode: Mode,
     bin: &std::path::Path,
+    ring_mib: Option<u32>,
     server: &Netns,
     client: &Netns,
     iface: &str,
@@ -288,8 +308,12 @@ fn run_one(
         Mode::Baseline => None,
         Mode::Sniffer => {
             let bin = bin.to_string_lossy();
-            #[rustfmt::skip]
-            let cmd = server.command(&[&bin, "capture", "-i", iface, "-w", "/dev/null"]);
+            let ring = ring_mib.map(|n| n.to_string());
+            let mut args = vec![&*bin, "capture", "-i", iface, "-w", "/dev/null"];
+            if let Some(ring) = &ring {
+                args.extend(["--ring-mib", ring]);
+            }
+            let cmd = server.command(&args);
             Some(Capture::start(cmd, "capturing on")?)
         }
         Mode::Tcpdump => {
@@ -345,7 +369,10 @@ mod tests {
         assert_eq!(number_before(sniffer, " copy failures"), Some(0));
         let tcpdump = "120 packets captured\n120 packets received by filter\n\
                        17 packets dropped by kernel\n";
-        assert_eq!(number_before(tcpdump, " packets dropped by kernel"), Some(17));
+        assert_eq!(
+            number_before(tcpdump, " packets dropped by kernel"),
+            Some(17)
+        );
         assert_eq!(number_before(tcpdump, " nothing"), None);
     }
 }
