@@ -41,6 +41,8 @@ struct Printer<W: io::Write> {
     out: W,
     json: bool,
     once: bool,
+    /// Live capture: each line is flushed as its transaction completes.
+    flush_each: bool,
     extractor: Extractor,
     saved_any: bool,
     error: Option<io::Error>,
@@ -68,7 +70,14 @@ impl<W: io::Write> HttpListener for Printer<W> {
         } else {
             record.human()
         };
-        if let Err(e) = writeln!(self.out, "{line}") {
+        let written = writeln!(self.out, "{line}").and_then(|()| {
+            if self.flush_each {
+                self.out.flush()
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = written {
             self.error = Some(e);
         }
     }
@@ -92,6 +101,7 @@ pub(super) fn run(config: &HttpConfig) -> Result<(), AppError> {
         out: BufWriter::with_capacity(64 << 10, io::stdout().lock()),
         json: config.json,
         once: config.once,
+        flush_each: matches!(config.input, Input::Live(_)),
         extractor,
         saved_any: false,
         error: None,
