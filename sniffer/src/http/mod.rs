@@ -12,6 +12,9 @@
 //! - [`HttpListener::http_transaction`] once the transaction is complete (request head,
 //!   response head, body summary), or when its session ends without a response.
 //!
+//! [`WholeBodies`] adapts this to one callback per transaction with the whole body (within
+//! a bound), the way Perl's Net::Analysis listeners received HTTP transactions.
+//!
 //! Framing that cannot be trusted (conflicting lengths, length with chunked, bad chunk
 //! sizes, endless heads) is never guessed: the message is reported with
 //! [`Transaction::malformed`] set, no body is delivered, and parsing resumes at the next
@@ -20,6 +23,7 @@
 mod body;
 pub mod parser;
 pub mod range;
+pub mod whole;
 
 use std::{collections::VecDeque, net::SocketAddr};
 
@@ -27,6 +31,7 @@ pub use body::Coding;
 use body::{Chunked, Decoder};
 use parser::Framing;
 pub use range::ContentRange;
+pub use whole::{Body, WholeBodies};
 
 use crate::{
     capture::Timestamp,
