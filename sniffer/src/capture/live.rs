@@ -494,6 +494,13 @@ impl LiveSource {
         });
         if stop_requested {
             self.stop.0.stop.store(true, Ordering::SeqCst);
+            // The first Ctrl-C stops the capture cleanly; should what follows take long,
+            // a second one ends the process at once, as the default action does.
+            // SAFETY: restoring the default disposition has no memory-safety preconditions.
+            unsafe {
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                libc::signal(libc::SIGTERM, libc::SIG_DFL);
+            }
         }
         if let Some(logger) = &mut self.logger {
             logger.flush();
