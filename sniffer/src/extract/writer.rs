@@ -1,9 +1,10 @@
 //! The writer thread: file writes, sha256 and index lines, off the packet path.
 //!
-//! The extractor hands over whole buffers (never more than [`QUEUE`] of them in flight,
-//! so memory stays bounded); this thread writes and hashes them in order, and writes a
-//! file's index line when the file is closed. One channel keeps every job in order, so a
-//! merge of 206 parts runs after those parts were closed.
+//! The extractor hands over whole buffers (never more than [`QUEUE`] of them in flight per
+//! stage, so memory stays bounded). A writer thread writes them in order and passes them
+//! on to a hasher thread, which computes sha256 and writes a file's index line when the
+//! file is closed. Channels keep every job in order, so a merge of 206 parts runs after
+//! those parts were closed.
 
 use std::{
     collections::HashMap,
@@ -49,8 +50,6 @@ pub(super) enum Job {
 struct Open {
     name: String,
     file: File,
-    hasher: Sha256,
-    len: u64,
     error: Option<io::Error>,
 }
 
@@ -121,14 +120,153 @@ impl Drop for Writer {
     }
 }
 
+/// What the writer passes on to the hasher, in the same order.
+enum Hash {
+    Open {
+        id: u64,
+    },
+    Data {
+        id: u64,
+        buf: Vec<u8>,
+    },
+    Pad {
+        id: u64,
+        len: u64,
+    },
+    Close {
+        id: u64,
+        entry: Box<IndexEntry>,
+        error: Option<String>,
+    },
+    Forget {
+        id: u64,
+    },
+    /// A merged file, already hashed: just index it.
+    Merged {
+        entry: Box<IndexEntry>,
+    },
+    Sync(mpsc::Sender<()>),
+}
+
+/// Stage one: writes. Stage two, its own thread: sha256 and index lines. Both see every
+/// job in order; hashing and writing each take about a core at full speed.
 fn run(
     rx: &Receiver<Job>,
     spare: &mpsc::Sender<Vec<u8>>,
     dir: &File,
+    index: File,
+    stats: &Arc<Mutex<ExtractStats>>,
+) {
+    let (htx, hrx) = mpsc::sync_channel(QUEUE);
+    let hasher = {
+        let spare = spare.clone();
+        let stats = Arc::clone(stats);
+        std::thread::Builder::new()
+            .name("sniffer-hasher".into())
+            .spawn(move || hash(&hrx, &spare, index, &stats))
+    };
+    let hasher = match hasher {
+        Ok(h) => h,
+        Err(e) => {
+            log::error!("could not start the hasher thread: {e}");
+            return;
+        }
+    };
+    let mut open: HashMap<u64, Open> = HashMap::new();
+    let send = |h: Hash| {
+        if htx.send(h).is_err() {
+            log::error!("the hasher thread is gone; index lines lost");
+        }
+    };
+    for job in rx {
+        match job {
+            Job::Open { id, name, file } => {
+                open.insert(
+                    id,
+                    Open {
+                        name,
+                        file,
+                        error: None,
+                    },
+                );
+                send(Hash::Open { id });
+            }
+            Job::Data { id, buf } => {
+                if let Some(f) = open.get_mut(&id)
+                    && f.error.is_none()
+                    && let Err(e) = f.file.write_all(&buf)
+                {
+                    f.error = Some(e);
+                }
+                send(Hash::Data { id, buf });
+            }
+            Job::Pad { id, len } => {
+                const ZEROS: [u8; 8192] = [0; 8192];
+                if let Some(f) = open.get_mut(&id) {
+                    let mut left = len;
+                    while left > 0 && f.error.is_none() {
+                        let k = left.min(ZEROS.len() as u64) as usize;
+                        if let Err(e) = f.file.write_all(&ZEROS[..k]) {
+                            f.error = Some(e);
+                        }
+                        left -= k as u64;
+                    }
+                }
+                send(Hash::Pad { id, len });
+            }
+            Job::Close { id, entry } => {
+                let error = open.remove(&id).and_then(|f| {
+                    f.error.map(|e| {
+                        log::warn!("{}: {e}", f.name);
+                        format!("write failed: {e}")
+                    })
+                });
+                send(Hash::Close { id, entry, error });
+            }
+            Job::Remove { id } => {
+                if let Some(f) = open.remove(&id) {
+                    drop(f.file);
+                    if let Err(e) = remove_in(dir, &f.name) {
+                        log::warn!("{}: {e}", f.name);
+                    }
+                }
+                send(Hash::Forget { id });
+            }
+            Job::Merge {
+                mut file,
+                plan,
+                mut entry,
+            } => match merge(dir, &mut file, &plan) {
+                Ok((len, sha)) => {
+                    entry.size = len;
+                    entry.sha256 = sha;
+                    send(Hash::Merged { entry });
+                }
+                Err(e) => {
+                    stats
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .write_errors += 1;
+                    log::warn!("merging 206 parts into {}: {e}", entry.file);
+                }
+            },
+            Job::Sync(reply) => send(Hash::Sync(reply)),
+        }
+    }
+    drop(htx);
+    if hasher.join().is_err() {
+        log::error!("the hasher thread panicked");
+    }
+}
+
+/// Stage two: hash what was written, and write each closed file's index line.
+fn hash(
+    rx: &Receiver<Hash>,
+    spare: &mpsc::Sender<Vec<u8>>,
     mut index: File,
     stats: &Mutex<ExtractStats>,
 ) {
-    let mut open: HashMap<u64, Open> = HashMap::new();
+    let mut open: HashMap<u64, (Sha256, u64)> = HashMap::new();
     let mut index_line = |entry: &IndexEntry| {
         let mut line = serde_json::to_vec(entry).expect("plain data serializes");
         line.push(b'\n');
@@ -145,99 +283,64 @@ fn run(
     };
     for job in rx {
         match job {
-            Job::Open { id, name, file } => {
-                open.insert(
-                    id,
-                    Open {
-                        name,
-                        file,
-                        hasher: Sha256::new(),
-                        len: 0,
-                        error: None,
-                    },
-                );
+            Hash::Open { id } => {
+                open.insert(id, (Sha256::new(), 0));
             }
-            Job::Data { id, mut buf } => {
-                if let Some(f) = open.get_mut(&id) {
-                    if f.error.is_none()
-                        && let Err(e) = f.file.write_all(&buf)
-                    {
-                        f.error = Some(e);
-                    }
-                    f.hasher.update(&buf);
-                    f.len += buf.len() as u64;
+            Hash::Data { id, mut buf } => {
+                if let Some((h, len)) = open.get_mut(&id) {
+                    h.update(&buf);
+                    *len += buf.len() as u64;
                 }
                 buf.clear();
                 let _ = spare.send(buf);
             }
-            Job::Pad { id, mut len } => {
+            Hash::Pad { id, len: n } => {
                 const ZEROS: [u8; 8192] = [0; 8192];
-                if let Some(f) = open.get_mut(&id) {
-                    while len > 0 {
-                        let k = len.min(ZEROS.len() as u64) as usize;
-                        if f.error.is_none()
-                            && let Err(e) = f.file.write_all(&ZEROS[..k])
-                        {
-                            f.error = Some(e);
-                        }
-                        f.hasher.update(&ZEROS[..k]);
-                        f.len += k as u64;
-                        len -= k as u64;
+                if let Some((h, len)) = open.get_mut(&id) {
+                    let mut left = n;
+                    while left > 0 {
+                        let k = left.min(ZEROS.len() as u64) as usize;
+                        h.update(&ZEROS[..k]);
+                        left -= k as u64;
                     }
+                    *len += n;
                 }
             }
-            Job::Close { id, mut entry } => {
-                let Some(f) = open.remove(&id) else { continue };
-                entry.size = f.len;
-                entry.sha256 = hex(&f.hasher.finalize());
-                if let Some(e) = f.error {
+            Hash::Close {
+                id,
+                mut entry,
+                error,
+            } => {
+                let Some((h, len)) = open.remove(&id) else {
+                    continue;
+                };
+                entry.size = len;
+                entry.sha256 = hex(&h.finalize());
+                if let Some(e) = error {
                     stats
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
                         .write_errors += 1;
-                    log::warn!("{}: {e}", f.name);
-                    entry.notes.push(format!("write failed: {e}"));
+                    entry.notes.push(e);
                     entry.complete = false;
                 }
                 index_line(&entry);
             }
-            Job::Remove { id } => {
-                if let Some(f) = open.remove(&id) {
-                    drop(f.file);
-                    if let Err(e) = remove_in(dir, &f.name) {
-                        log::warn!("{}: {e}", f.name);
-                    }
-                }
+            Hash::Forget { id } => {
+                open.remove(&id);
             }
-            Job::Merge {
-                mut file,
-                plan,
-                mut entry,
-            } => match merge(dir, &mut file, &plan) {
-                Ok((len, sha)) => {
-                    entry.size = len;
-                    entry.sha256 = sha;
-                    stats
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .merged += 1;
-                    index_line(&entry);
-                }
-                Err(e) => {
-                    stats
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .write_errors += 1;
-                    log::warn!("merging 206 parts into {}: {e}", entry.file);
-                }
-            },
-            Job::Sync(reply) => {
+            Hash::Merged { entry } => {
+                stats
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .merged += 1;
+                index_line(&entry);
+            }
+            Hash::Sync(reply) => {
                 let _ = reply.send(());
             }
         }
     }
-    // The channel closed: close whatever is still open (the extractor indexed it).
-    drop(open);
 }
 
 /// Copy the planned pieces of the part files into `out`; its length and sha256.
