@@ -113,7 +113,7 @@ mod program {
         let dport = u16::from_be_bytes([ports[2], ports[3]]);
         let matched = cfg.flags & FLAG_ALL_TCP != 0
             // SAFETY: the values are only tested for presence.
-            || unsafe { PORTS.get(&sport).is_some() || PORTS.get(&dport).is_some() };
+            || unsafe { PORTS.get(sport).is_some() || PORTS.get(dport).is_some() };
         if !matched {
             return 0;
         }
