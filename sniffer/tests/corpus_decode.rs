@@ -24,6 +24,9 @@ use std::{
     path::{Path, PathBuf},
 };
 
+mod common;
+use common::{corpus, tsv};
+
 use sniffer::{
     PacketSource as _,
     capture::{
@@ -48,39 +51,6 @@ const KNOWN: &[(&str, Known)] = &[
 enum Known {
     /// Everything agrees up to the damage at this offset, then the reader reports it.
     Damaged { offset: u64 },
-}
-
-fn corpus() -> Option<PathBuf> {
-    let dir = std::env::var_os("SNIFFER_CORPUS").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/captures"),
-        PathBuf::from,
-    );
-    if dir.join("INDEX.tsv").is_file() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "SKIPPED: no corpus at {} (set SNIFFER_CORPUS to the captures directory)",
-            dir.display()
-        );
-        None
-    }
-}
-
-/// Rows of a TSV file as header-name → value maps.
-fn tsv(path: &Path) -> Vec<HashMap<String, String>> {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().expect("header").split('\t').collect();
-    lines
-        .filter(|l| !l.is_empty())
-        .map(|l| {
-            header
-                .iter()
-                .zip(l.split('\t'))
-                .map(|(h, v)| ((*h).to_owned(), v.to_owned()))
-                .collect()
-        })
-        .collect()
 }
 
 /// What decoding one capture produced.
@@ -163,7 +133,7 @@ fn decode_file(path: &Path) -> Decoded {
 fn issue3_corpus_matches_tshark() {
     let Some(dir) = corpus() else { return };
     let index = tsv(&dir.join("INDEX.tsv"));
-    let summary: HashMap<String, HashMap<String, String>> = tsv(&dir.join("ref/summary.tsv"))
+    let summary: HashMap<String, BTreeMap<String, String>> = tsv(&dir.join("ref/summary.tsv"))
         .into_iter()
         .map(|row| (row["file"].clone(), row))
         .collect();

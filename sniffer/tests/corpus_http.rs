@@ -7,8 +7,11 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    path::{Path, PathBuf},
+    path::Path,
 };
+
+mod common;
+use common::{corpus, sha256_hex};
 
 use sniffer::{
     capture,
@@ -17,22 +20,6 @@ use sniffer::{
     http::{HttpAnalyzer, Limits},
     pipeline,
 };
-
-fn corpus() -> Option<PathBuf> {
-    let dir = std::env::var_os("SNIFFER_CORPUS").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/captures"),
-        PathBuf::from,
-    );
-    if dir.join("ref/messages.tsv").is_file() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipped: no corpus at {} (set SNIFFER_CORPUS to its directory)",
-            dir.display()
-        );
-        None
-    }
-}
 
 /// A saved file as `index.jsonl` lists it.
 #[derive(Debug, Clone)]
@@ -91,11 +78,6 @@ fn extract_all(capture: &Path) -> Vec<Saved> {
         })
         .collect();
     saved
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    use sha2::Digest as _;
-    sniffer::extract::hex(&sha2::Sha256::digest(data))
 }
 
 /// Path and query of a URL (TShark writes some as full URLs, some as paths).

@@ -6,9 +6,11 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use sha2::{Digest, Sha256};
+mod common;
+use common::{corpus, sha256_hex as sha, tsv};
+
 use sniffer::{
     capture::{self, Timestamp},
     config::{FlowConfig, Input},
@@ -16,22 +18,6 @@ use sniffer::{
     listener::{Direction, Listener, SessionInfo},
     pipeline,
 };
-
-fn corpus() -> Option<PathBuf> {
-    let dir = std::env::var_os("SNIFFER_CORPUS").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/captures"),
-        PathBuf::from,
-    );
-    if dir.join("ref/summary.tsv").is_file() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "corpus not found at {} (set SNIFFER_CORPUS): skipped",
-            dir.display()
-        );
-        None
-    }
-}
 
 /// One direction of one session, as reassembled.
 #[derive(Default, Debug, Clone)]
@@ -80,27 +66,6 @@ fn reassemble(path: &Path) -> Collect {
         eprintln!("{}: {e} (kept what came before)", path.display());
     }
     c
-}
-
-fn tsv(path: &Path) -> Vec<BTreeMap<String, String>> {
-    let text = std::fs::read_to_string(path).unwrap();
-    let mut lines = text.lines();
-    let head: Vec<&str> = lines.next().unwrap().split('\t').collect();
-    lines
-        .map(|l| {
-            head.iter()
-                .zip(l.split('\t'))
-                .map(|(h, v)| ((*h).to_owned(), v.to_owned()))
-                .collect()
-        })
-        .collect()
-}
-
-fn sha(b: &[u8]) -> String {
-    Sha256::digest(b)
-        .iter()
-        .map(|x| format!("{x:02x}"))
-        .collect()
 }
 
 #[test]
