@@ -20,13 +20,9 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use super::example_bin;
+use super::{RUNS, TSHARK_RUNS, example_bin};
 use crate::util::{Measurement, measure, workspace_root};
 
-/// Runs per tool (medians of these).
-const RUNS: usize = 5;
-/// tshark is slow on 1 GB: fewer runs, still a median of 3.
-const TSHARK_RUNS: usize = 3;
 /// The target: 3 GB/s on one core.
 const TARGET_GB_PER_S: f64 = 3.0;
 /// Size of the prefix used for the memory comparison.

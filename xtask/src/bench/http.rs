@@ -10,51 +10,17 @@
 use std::{
     path::{Path, PathBuf},
     process::Command,
-    time::Duration,
 };
 
 use anyhow::{Context as _, bail};
 
-use crate::util::{Measurement, measure, workspace_root};
+use super::{RUNS, TSHARK_RUNS, fresh, gbps, line, mark, sniffer_bin};
+use crate::util::{measure, workspace_root};
 
-/// The release sniffer: under `CARGO_TARGET_DIR` when that is set (as cargo builds it).
-fn sniffer_bin() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(super::sniffer_bin, |d| {
-        PathBuf::from(d).join("release/sniffer")
-    })
-}
-
-/// Runs per fast tool (medians of these).
-const RUNS: usize = 5;
-/// tshark takes ~17 s and 2 GB per run on 1 GB.
-const TSHARK_RUNS: usize = 3;
 /// Targets from the issue.
 const TARGET_GB_PER_S: f64 = 1.5;
 const TARGET_VS_TCPFLOW: f64 = 5.0;
 const TARGET_RSS_MIB: f64 = 64.0;
-
-/// A fresh, empty directory at `path`.
-fn fresh(path: &Path) -> anyhow::Result<()> {
-    if path.exists() {
-        std::fs::remove_dir_all(path).with_context(|| format!("clearing {}", path.display()))?;
-    }
-    std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))
-}
-
-fn gbps(bytes: u64, t: Duration) -> f64 {
-    bytes as f64 / t.as_secs_f64() / 1e9
-}
-
-fn line(name: &str, m: &Measurement, bytes: u64) -> String {
-    format!(
-        "  {name:<34} median {:>7.3} s  {:>5.2} GB/s  cpu {:>7.3} s  max RSS {:>7.1} MiB  ({} runs)",
-        m.median().as_secs_f64(),
-        gbps(bytes, m.median()),
-        m.cpu.as_secs_f64(),
-        m.max_rss_kib as f64 / 1024.0,
-        m.times.len()
-    )
-}
 
 /// Score an extraction directory with check-extraction.py; returns its RESULT line.
 fn recovery(capture: &Path, out: &Path) -> anyhow::Result<String> {
@@ -237,8 +203,4 @@ fn run_in(capture: &Path, size: u64, sniffer: &Path, shm: &Path) -> anyhow::Resu
         mark(rss < TARGET_RSS_MIB),
     );
     Ok(())
-}
-
-fn mark(ok: bool) -> &'static str {
-    if ok { "met" } else { "NOT MET" }
 }

@@ -11,12 +11,13 @@ pub mod http;
 use std::{
     path::{Path, PathBuf},
     process::Command,
+    time::Duration,
 };
 
 use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
 
-use crate::util::{cargo, is_root, run_loud, workspace_root};
+use crate::util::{Measurement, cargo, is_root, run_loud, workspace_root};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Which {
@@ -52,8 +53,19 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     let size = std::fs::metadata(&capture)
         .with_context(|| capture.display().to_string())?
         .len();
-    eprintln!("xtask bench: input {} ({:.1} MB)", capture.display(), size as f64 / 1e6);
-    run_loud(cargo().args(["build", "--release", "--package", "sniffer", "--bins", "--examples"]))?;
+    eprintln!(
+        "xtask bench: input {} ({:.1} MB)",
+        capture.display(),
+        size as f64 / 1e6
+    );
+    run_loud(cargo().args([
+        "build",
+        "--release",
+        "--package",
+        "sniffer",
+        "--bins",
+        "--examples",
+    ]))?;
     let all = options.only.is_empty();
     let wants = |w| all || options.only.contains(&w);
     if wants(Which::Http) {
@@ -68,21 +80,67 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs per fast tool; benchmarks report the median.
+pub const RUNS: usize = 5;
+/// tshark takes 15-30 s and 1.5-2 GB per run on 1 GB: fewer runs, still a median.
+pub const TSHARK_RUNS: usize = 3;
+
+/// Where cargo put the release build (`CARGO_TARGET_DIR` or `target/`).
+fn release_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace_root().join("target"), PathBuf::from)
+        .join("release")
+}
+
 /// The release binary of sniffer.
 pub fn sniffer_bin() -> PathBuf {
-    workspace_root().join("target/release/sniffer")
+    release_dir().join("sniffer")
 }
 
 /// A release example binary.
 pub fn example_bin(name: &str) -> PathBuf {
-    workspace_root().join("target/release/examples").join(name)
+    release_dir().join("examples").join(name)
+}
+
+/// A fresh, empty directory at `path`.
+pub fn fresh(path: &Path) -> anyhow::Result<()> {
+    if path.exists() {
+        std::fs::remove_dir_all(path).with_context(|| format!("clearing {}", path.display()))?;
+    }
+    std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))
+}
+
+/// Throughput in GB/s.
+pub fn gbps(bytes: u64, t: Duration) -> f64 {
+    bytes as f64 / t.as_secs_f64() / 1e9
+}
+
+/// One result line: median time, throughput, CPU, max RSS.
+pub fn line(name: &str, m: &Measurement, bytes: u64) -> String {
+    format!(
+        "  {name:<36} median {:>7.3} s  {:>5.2} GB/s  cpu {:>7.3} s  max RSS {:>7.1} MiB  ({} runs)",
+        m.median().as_secs_f64(),
+        gbps(bytes, m.median()),
+        m.cpu.as_secs_f64(),
+        m.max_rss_kib as f64 / 1024.0,
+        m.times.len()
+    )
+}
+
+/// How a target line reads.
+pub fn mark(ok: bool) -> &'static str {
+    if ok { "met" } else { "NOT MET" }
 }
 
 /// Make (once) and return a capture of about `bytes` response bytes.
 pub fn generated_capture(bytes: u64, seed: u64) -> anyhow::Result<PathBuf> {
     let dir = workspace_root().join("target/bench");
     let pcap = dir.join(format!("gen-{bytes}-{seed}.pcap"));
-    if pcap.exists() && dir.join(format!("gen-{bytes}-{seed}.manifest.tsv")).exists() {
+    if pcap.exists()
+        && dir
+            .join(format!("gen-{bytes}-{seed}.manifest.tsv"))
+            .exists()
+    {
         return Ok(pcap);
     }
     generate(&pcap, bytes, seed)?;
@@ -96,7 +154,10 @@ pub fn generate(out: &Path, bytes: u64, seed: u64) -> anyhow::Result<()> {
     }
     let script = workspace_root().join("../shared/tools/http-capture-gen/generate.sh");
     if !script.exists() {
-        bail!("{} not found: the generator lives in ../shared beside the repository", script.display());
+        bail!(
+            "{} not found: the generator lives in ../shared beside the repository",
+            script.display()
+        );
     }
     run_loud(
         Command::new("bash")
