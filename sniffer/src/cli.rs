@@ -43,7 +43,12 @@ pub struct InputArgs {
     pub read: Vec<PathBuf>,
 
     /// Capture live on this device (needs root, or CAP_BPF + CAP_NET_RAW).
-    #[arg(short = 'i', long = "iface", value_name = "DEV", conflicts_with = "read")]
+    #[arg(
+        short = 'i',
+        long = "iface",
+        value_name = "DEV",
+        conflicts_with = "read"
+    )]
     pub iface: Option<String>,
 
     /// TCP port to select in the kernel (repeat for more; default 80).
@@ -103,7 +108,12 @@ pub struct HttpArgs {
     pub extract_all: bool,
 
     /// Directory for saved bodies and index.jsonl.
-    #[arg(long = "out", short = 'o', default_value = "sniffed", value_name = "DIR")]
+    #[arg(
+        long = "out",
+        short = 'o',
+        default_value = "sniffed",
+        value_name = "DIR"
+    )]
     pub out: PathBuf,
 
     /// Stop after the first saved file.

@@ -43,7 +43,9 @@ pub enum ConfigError {
         why: &'static str,
     },
     /// A `--flow` that is not `ADDR:PORT-ADDR:PORT`.
-    #[error("--flow {0:?}: expected ADDR:PORT-ADDR:PORT, e.g. 10.0.0.1:51234-10.0.0.2:80 or [::1]:5000-[::1]:80")]
+    #[error(
+        "--flow {0:?}: expected ADDR:PORT-ADDR:PORT, e.g. 10.0.0.1:51234-10.0.0.2:80 or [::1]:5000-[::1]:80"
+    )]
     BadFlowSpec(String),
     /// `--format raw` without `--dir`.
     #[error("--format raw writes one direction's exact bytes: add --dir orig or --dir resp")]

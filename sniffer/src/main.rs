@@ -10,7 +10,10 @@ use sniffer::{
 fn main() -> std::process::ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
-    let code = match Config::from_cli(cli).map_err(app::AppError::from).and_then(app::run) {
+    let code = match Config::from_cli(cli)
+        .map_err(app::AppError::from)
+        .and_then(app::run)
+    {
         Ok(()) => ExitCode::Success,
         Err(e) if e.is_broken_pipe() => ExitCode::Success,
         Err(e) => {

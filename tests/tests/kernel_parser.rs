@@ -164,10 +164,7 @@ fn issue2_kernel_parser_vlan_qinq_ipv6_extensions_fragments() {
             eth(
                 &[],
                 IP6,
-                &ipv6(
-                    60,
-                    &[opt8(60).repeat(6), opt8(6), tcp(40009, 80)].concat(),
-                ),
+                &ipv6(60, &[opt8(60).repeat(6), opt8(6), tcp(40009, 80)].concat()),
             ),
             false,
         ),

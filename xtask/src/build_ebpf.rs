@@ -24,14 +24,26 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     run_loud(
         Command::new("rustup")
             .current_dir(workspace_root())
-            .args(["run", "nightly", "cargo", "build", "--package", "sniffer-ebpf"])
+            .args([
+                "run",
+                "nightly",
+                "cargo",
+                "build",
+                "--package",
+                "sniffer-ebpf",
+            ])
             .args(["--bins", "--release", "--target", "bpfel-unknown-none"])
             .args(["-Z", "build-std=core"])
             .arg("--target-dir")
             .arg(&target_dir)
             .env(
                 "CARGO_ENCODED_RUSTFLAGS",
-                ["--cfg=bpf_target_arch=\"x86_64\"", "-Cdebuginfo=2", "-Clink-arg=--btf"].join("\x1f"),
+                [
+                    "--cfg=bpf_target_arch=\"x86_64\"",
+                    "-Cdebuginfo=2",
+                    "-Clink-arg=--btf",
+                ]
+                .join("\x1f"),
             ),
     )?;
     let object = target_dir.join("bpfel-unknown-none/release/sniffer");

@@ -28,7 +28,10 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
         build.arg("--release");
     }
     run_loud(&mut build)?;
-    let bin = workspace_root().join("target").join(profile).join("sniffer");
+    let bin = workspace_root()
+        .join("target")
+        .join(profile)
+        .join("sniffer");
     // A subcommand given after `--` goes first: `-- flows` → `sniffer flows -i DEV`.
     let mut cmd = std::process::Command::new(bin);
     let (sub, rest) = match options.args.split_first() {

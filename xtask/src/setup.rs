@@ -117,8 +117,18 @@ fn bpf_linker() -> anyhow::Result<()> {
     run_loud(
         Command::new("cargo")
             .env("LLVM_PREFIX", &prefix)
-            .args(["install", "bpf-linker", "--locked", "--version", BPF_LINKER_VERSION])
-            .args(["--no-default-features", "--features", &format!("llvm-{major}")]),
+            .args([
+                "install",
+                "bpf-linker",
+                "--locked",
+                "--version",
+                BPF_LINKER_VERSION,
+            ])
+            .args([
+                "--no-default-features",
+                "--features",
+                &format!("llvm-{major}"),
+            ]),
     )?;
     if !succeeds(rustup().args(["run", NIGHTLY, "bpf-linker", "--version"])) {
         bail!("bpf-linker was installed but does not run under `rustup run {NIGHTLY}`");
@@ -129,7 +139,9 @@ fn bpf_linker() -> anyhow::Result<()> {
 fn debian_packages() -> anyhow::Result<()> {
     let missing: Vec<_> = PACKAGES
         .iter()
-        .filter(|(cmd, ..)| !succeeds(Command::new("sh").args(["-c", &format!("command -v {cmd}")])))
+        .filter(|(cmd, ..)| {
+            !succeeds(Command::new("sh").args(["-c", &format!("command -v {cmd}")]))
+        })
         .collect();
     if missing.is_empty() {
         eprintln!("xtask setup: Debian packages: present");
@@ -154,7 +166,9 @@ fn debian_packages() -> anyhow::Result<()> {
         };
         if let Err(e) = install(package) {
             match fallback {
-                Some(f) => install(f).with_context(|| format!("{package} failed ({e:#}), then {f}"))?,
+                Some(f) => {
+                    install(f).with_context(|| format!("{package} failed ({e:#}), then {f}"))?
+                }
                 None => return Err(e),
             }
         }

@@ -34,8 +34,19 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     }
     if options.lint {
         run_loud(cargo().args(["fmt", "--all", "--check"]))?;
-        run_loud(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+        run_loud(cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
     }
     run_loud(cargo().args(["build", "--workspace", "--all-targets"]))?;
-    run_loud(cargo().args(["test", "--workspace", "--no-fail-fast"]).args(&options.args))
+    run_loud(
+        cargo()
+            .args(["test", "--workspace", "--no-fail-fast"])
+            .args(&options.args),
+    )
 }
