@@ -873,3 +873,44 @@ fn issue3_missing_file_is_io_not_damage() {
     assert!(!e.is_damage());
     assert!(e.to_string().contains("/nonexistent/x.pcap"), "{e}");
 }
+
+/// Issue 3: `-r -` reads standard input, plain or gzip-compressed, with the same result as
+/// reading the file by name.
+#[test]
+fn issue3_read_standard_input_plain_and_gzip() {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+
+    let Some(dir) = corpus() else { return };
+    let path = dir.join("tcpflow__test5-lines-randomized.pcap");
+    let bytes = std::fs::read(&path).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&bytes).unwrap();
+    let gz = gz.finish().unwrap();
+
+    let flows = |arg: &str, stdin: Option<&[u8]>| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sniffer"))
+            .args(["flows", "--json", "-r", arg])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        if let Some(data) = stdin {
+            input.write_all(data).unwrap();
+        }
+        drop(input);
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "sniffer flows -r {arg}: {}",
+            out.status
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let by_name = flows(path.to_str().unwrap(), None);
+    assert_eq!(by_name.lines().count(), 1, "one session: {by_name}");
+    assert_eq!(flows("-", Some(&bytes)), by_name);
+    assert_eq!(flows("-", Some(&gz)), by_name);
+}
