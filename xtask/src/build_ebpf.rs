@@ -39,14 +39,14 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
             .env(
                 "CARGO_ENCODED_RUSTFLAGS",
                 [
-                    "--cfg=bpf_target_arch=\"x86_64\"",
-                    "-Cdebuginfo=2",
-                    "-Clink-arg=--btf",
+                    format!("--cfg=bpf_target_arch=\"{}\"", std::env::consts::ARCH),
+                    "-Cdebuginfo=2".into(),
+                    "-Clink-arg=--btf".into(),
                 ]
                 .join("\x1f"),
             ),
     )?;
-    let object = target_dir.join("bpfel-unknown-none/release/sniffer");
+    let object = target_dir.join("bpfel-unknown-none/release/sniffer-ebpf");
     let size = std::fs::metadata(&object).map(|m| m.len()).unwrap_or(0);
     eprintln!("xtask: eBPF object: {} ({size} bytes)", object.display());
     Ok(())

@@ -39,5 +39,9 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
         _ => (None, options.args.clone()),
     };
     cmd.args(sub).args(["-i", &options.iface]).args(rest);
-    run_loud(&mut cmd)
+    eprintln!("xtask: $ {}", crate::util::display(&cmd));
+    // Become sniffer: its output, Ctrl-C handling and exit code are the user's.
+    let err = std::os::unix::process::CommandExt::exec(&mut cmd);
+    Err(anyhow::Error::new(err)
+        .context(format!("could not start `{}`", crate::util::display(&cmd))))
 }
