@@ -9,7 +9,8 @@
 pub mod names {
     /// The socket filter program.
     pub const PROGRAM: &str = "sniffer";
-    /// `RingBuf`: one [`RecordHeader`](super::RecordHeader) + packet bytes per matched packet.
+    /// `RingBuf`: one [`RecordHeader`](super::RecordHeader) + packet bytes (+ slack up to
+    /// the record's size class) per matched packet.
     pub const RECORDS: &str = "RECORDS";
     /// `HashMap<u16, u8>`: the TCP ports that match (host byte order keys).
     pub const PORTS: &str = "PORTS";
@@ -17,18 +18,15 @@ pub mod names {
     pub const CONFIG: &str = "CONFIG";
     /// `PerCpuArray<u64>` indexed by [`Counter`](super::Counter).
     pub const COUNTERS: &str = "COUNTERS";
-    /// `Array<[u8; SCRATCH_LEN]>` indexed by CPU: where a packet is assembled before output.
-    pub const SCRATCH: &str = "SCRATCH";
 }
 
-/// Largest number of packet bytes copied per record (the kernel's bound for
-/// `bpf_skb_load_bytes` into the scratch slot and for `bpf_ringbuf_output`).
+/// Largest number of packet bytes copied per record (the largest record size class the
+/// kernel program reserves, after the header).
 pub const MAX_SNAPLEN: u32 = 65536;
 
-/// Size of one scratch slot: a header followed by up to [`MAX_SNAPLEN`] bytes.
-pub const SCRATCH_LEN: usize = RecordHeader::LEN + MAX_SNAPLEN as usize;
-
-/// What precedes each packet in the ring buffer.
+/// What precedes each packet in the ring buffer. A record is this header, `cap_len`
+/// packet bytes, then slack: the kernel reserves records in constant size classes, so a
+/// record may be longer than `LEN + cap_len`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RecordHeader {

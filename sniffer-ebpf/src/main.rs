@@ -8,11 +8,15 @@
 //! 3. IPv4: non-first fragments are counted and not matched; IPv6: up to
 //!    [`MAX_IPV6_EXT`] extension headers are skipped;
 //! 4. TCP: match if either port is in `PORTS` (or `FLAG_ALL_TCP`);
-//! 5. a match writes a [`RecordHeader`] at the start of this CPU's `SCRATCH` slot, copies
-//!    `min(len, snaplen)` packet bytes after it with `bpf_skb_load_bytes`, and hands
-//!    header + bytes to `bpf_ringbuf_output` (exactly the record's size, no fixed-size
-//!    reservation). Failures are counted (`CopyFailed`, `RingFull`). The reader is woken
-//!    only when `Config::wakeup_bytes` are waiting; it polls for smaller batches.
+//! 5. a match reserves a record in `RECORDS` of `RecordHeader::LEN + C` bytes, `C` the
+//!    smallest of the constant size classes ([`CLASSES`], 128 … 65536) that holds
+//!    `cap_len = min(len, snaplen)` (`bpf_ringbuf_reserve` takes only constant sizes),
+//!    writes the [`RecordHeader`] at its start and copies the `cap_len` packet bytes after
+//!    it with `bpf_skb_load_bytes`, straight into the ring: one copy per packet, no
+//!    staging buffer. Userspace takes the length from `RecordHeader::cap_len`; the rest of
+//!    the class is slack. A full ring counts `RingFull`; a failed copy discards the
+//!    record and counts `CopyFailed`. The reader is woken only when
+//!    `Config::wakeup_bytes` are waiting; it polls for smaller batches.
 //!
 //! All packet reads go through `bpf_skb_load_bytes`: socket filters have no direct packet
 //! access. `skb->data` starts at the link-layer header for an AF_PACKET SOCK_RAW socket.
@@ -23,7 +27,7 @@
 mod program {
     use aya_ebpf::{
         bindings::{__sk_buff, BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
-        helpers::generated::{bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_skb_load_bytes},
+        helpers::generated::{bpf_ktime_get_ns, bpf_skb_load_bytes},
         macros::{map, socket_filter},
         maps::{Array, HashMap, PerCpuArray, RingBuf},
         programs::SkBuffContext,
@@ -31,7 +35,6 @@ mod program {
     use aya_log_ebpf::debug;
     use sniffer_ebpf::{
         Config, Counter, FLAG_ALL_TCP, FLAG_NO_L2, FLAG_SKIP_OUTGOING, MAX_SNAPLEN, RecordHeader,
-        SCRATCH_LEN,
     };
 
     /// How many IPv6 extension headers are skipped before giving up on the packet.
@@ -61,11 +64,6 @@ mod program {
     /// Per-CPU counters indexed by [`Counter`].
     #[map(name = "COUNTERS")]
     static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Counter::COUNT, 0);
-
-    /// One slot per possible CPU (userspace sets max_entries): header + packet bytes are
-    /// assembled here, then output in one piece.
-    #[map(name = "SCRATCH")]
-    static SCRATCH: Array<[u8; SCRATCH_LEN]> = Array::with_max_entries(1, 0);
 
     #[inline(always)]
     fn count(counter: Counter, n: u64) {
@@ -221,7 +219,18 @@ mod program {
         (next == IPPROTO_TCP).then_some(off)
     }
 
-    /// Copies the record into this CPU's scratch slot and outputs it.
+    /// Packet-byte capacities of the record size classes, ascending. `bpf_ringbuf_reserve`
+    /// takes only a constant size, so a record reserves `RecordHeader::LEN + C` for the
+    /// smallest class `C >= cap_len`, and userspace reads the real length from the header.
+    /// Steps of at most 1.5x (1536 holds an MTU-sized Ethernet frame, 1514 bytes), and of
+    /// 8 KiB above 32 KiB where TSO/GSO skbs land: the ring wastes at most a third.
+    const CLASSES: [u32; 18] = [
+        128, 256, 512, 1024, 1536, 2048, 3072, 4096, 6144, 8192, 12288, 16384, 24576, 32768, 40960,
+        49152, 57344, 65536,
+    ];
+    const _: () = assert!(CLASSES[CLASSES.len() - 1] == MAX_SNAPLEN);
+
+    /// Writes the record for a matched packet straight into the ring: one copy.
     #[inline(always)]
     fn output(
         ctx: &SkBuffContext,
@@ -231,19 +240,13 @@ mod program {
         pkt_type: u32,
         protocol_be: u16,
     ) {
-        // SAFETY: a helper without preconditions.
-        let cpu = unsafe { bpf_get_smp_processor_id() };
-        let Some(slot) = SCRATCH.get_ptr_mut(cpu) else {
-            count(Counter::CopyFailed, 1);
-            return;
-        };
-        let slot = slot.cast::<u8>();
         let mut cap_len = wire_len;
         if cap_len > cfg.snaplen {
             cap_len = cfg.snaplen;
             count(Counter::Truncated, 1);
         }
-        // The bound the verifier needs to see on the helper's size argument: 1..=MAX_SNAPLEN.
+        // The bound the verifier needs to see on the copy's size: 1..=class, proved per
+        // class by this check and the comparisons of the ladder below.
         if cap_len == 0 || cap_len > MAX_SNAPLEN {
             count(Counter::CopyFailed, 1);
             return;
@@ -257,25 +260,26 @@ mod program {
             pkt_type: pkt_type as u16,
             protocol_be,
         };
-        // SAFETY: `slot` is a map value of SCRATCH_LEN bytes; the header fits at its start
-        // (write_unaligned: map values are 8-aligned anyway, but say nothing about it).
-        unsafe { slot.cast::<RecordHeader>().write_unaligned(header) };
-        // SAFETY: RecordHeader::LEN + cap_len <= SCRATCH_LEN by the bound above.
-        let ret = unsafe {
-            bpf_skb_load_bytes(
-                ctx.skb.skb.cast(),
-                0,
-                slot.add(RecordHeader::LEN).cast(),
-                cap_len,
-            )
-        };
-        if ret != 0 {
-            count(Counter::CopyFailed, 1);
-            return;
+        // A ladder of constant sizes (unrolled: each class gets its own reserve call with a
+        // constant size, which is what the verifier accepts).
+        macro_rules! ladder {
+            ($($i:literal)*) => {
+                $(
+                    if cap_len <= CLASSES[$i] {
+                        record::<{ CLASSES[$i] }>(ctx, cfg, &header);
+                        return;
+                    }
+                )*
+            };
         }
-        // SAFETY: the first RecordHeader::LEN + cap_len bytes of the slot were just written.
-        let record =
-            unsafe { core::slice::from_raw_parts(slot, RecordHeader::LEN + cap_len as usize) };
+        ladder!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17);
+    }
+
+    /// Reserves a record of `RecordHeader::LEN + CAP` bytes, writes the header and
+    /// `header.cap_len` (1..=CAP) packet bytes into it, and submits it.
+    #[inline(always)]
+    fn record<const CAP: u32>(ctx: &SkBuffContext, cfg: &Config, header: &RecordHeader) {
+        let size = RecordHeader::LEN + CAP as usize;
         // Wake the reader once per batch: only the record that makes the waiting data
         // cross `wakeup_bytes` wakes it (each wakeup is an irq_work, i.e. a self-IPI);
         // smaller batches are drained on the reader's poll interval. A reader that is
@@ -285,15 +289,36 @@ mod program {
         } else {
             let waiting = RECORDS.query(u64::from(BPF_RB_AVAIL_DATA));
             let threshold = u64::from(cfg.wakeup_bytes);
-            if waiting < threshold && waiting + record.len() as u64 >= threshold {
+            if waiting < threshold && waiting + size as u64 >= threshold {
                 BPF_RB_FORCE_WAKEUP
             } else {
                 BPF_RB_NO_WAKEUP
             }
         };
-        if RECORDS.output::<[u8]>(record, u64::from(wakeup)).is_err() {
+        let Some(mut entry) = RECORDS.reserve_bytes(size, 0) else {
             count(Counter::RingFull, 1);
+            return;
+        };
+        let base = entry.as_mut_ptr();
+        // SAFETY: the reservation is `size` >= RecordHeader::LEN bytes (write_unaligned:
+        // ring records are 8-aligned anyway, but say nothing about it).
+        unsafe { base.cast::<RecordHeader>().write_unaligned(*header) };
+        // SAFETY: 1 <= cap_len <= CAP (the caller's ladder), so the bytes fit after the
+        // header in the reservation.
+        let ret = unsafe {
+            bpf_skb_load_bytes(
+                ctx.skb.skb.cast(),
+                0,
+                base.add(RecordHeader::LEN).cast(),
+                header.cap_len,
+            )
+        };
+        if ret != 0 {
+            entry.discard(u64::from(BPF_RB_NO_WAKEUP));
+            count(Counter::CopyFailed, 1);
+            return;
         }
+        entry.submit(u64::from(wakeup));
     }
 
     #[panic_handler]

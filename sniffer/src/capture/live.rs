@@ -545,8 +545,12 @@ impl PacketSource for LiveSource {
                 // SAFETY: RecordHeader is repr(C) plain old data and `head` is exactly its size.
                 let header: RecordHeader =
                     unsafe { head.as_ptr().cast::<RecordHeader>().read_unaligned() };
-                let cap = (header.cap_len as usize).min(data.len());
-                let data = &data[..cap];
+                // The record is a size class, at least the header and `cap_len` bytes;
+                // the rest is slack. A `cap_len` beyond the record is malformed: skip it.
+                let Some(data) = data.get(..header.cap_len as usize) else {
+                    continue;
+                };
+                let cap = data.len();
                 let wall = i128::from(header.ts_mono_ns) + self.mono_to_wall_ns;
                 let ts = Timestamp(u64::try_from(wall).unwrap_or(0));
                 self.stats.frames += 1;
@@ -643,16 +647,10 @@ fn device(iface: &str) -> Result<(u32, u16), LiveError> {
 }
 
 fn load(config: &LiveConfig) -> Result<Ebpf, LiveError> {
-    let cpus = aya::util::nr_cpus().map_err(|(what, source)| LiveError::Os {
-        what,
-        iface: config.iface.clone(),
-        source,
-    })?;
     let log_level = log::max_level() as u8;
     let ports = u32::try_from(config.ports.len().max(1)).unwrap_or(u32::MAX);
     EbpfLoader::new()
         .map_max_entries(names::RECORDS, config.ring_bytes)
-        .map_max_entries(names::SCRATCH, u32::try_from(cpus).unwrap_or(u32::MAX))
         .map_max_entries(names::PORTS, ports)
         .override_global(aya_log::LEVEL, &log_level, false)
         .load(EBPF_OBJECT)
