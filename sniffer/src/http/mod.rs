@@ -580,22 +580,30 @@ impl<L: HttpListener> Core<L> {
             }
             self.finish_body(&mut cur, complete);
         }
-        for req in s.pending.drain(..) {
-            self.stats.unanswered += 1;
-            self.stats.transactions += 1;
-            let tx = Transaction {
-                stream: s.info.stream,
-                number: s.transactions,
-                client: s.info.client,
-                server: s.info.server,
-                request: Some(req),
-                response: None,
-                body: BodyInfo::default(),
-                malformed: None,
-            };
-            s.transactions += 1;
-            self.listener.http_transaction(&tx);
+        while let Some(req) = s.pending.pop_front() {
+            self.report_unanswered(&mut s, req, Vec::new());
         }
+    }
+
+    /// Report a request whose response never came; `notes` say why, if known.
+    fn report_unanswered(&mut self, s: &mut Session, req: Request, notes: Vec<String>) {
+        self.stats.unanswered += 1;
+        self.stats.transactions += 1;
+        let tx = Transaction {
+            stream: s.info.stream,
+            number: s.transactions,
+            client: s.info.client,
+            server: s.info.server,
+            request: Some(req),
+            response: None,
+            body: BodyInfo {
+                notes,
+                ..BodyInfo::default()
+            },
+            malformed: None,
+        };
+        s.transactions += 1;
+        self.listener.http_transaction(&tx);
     }
 
     /// Body over: flush the decoder, fill in the summary, report.
@@ -1069,23 +1077,8 @@ impl<L: HttpListener> Core<L> {
                 break;
             }
             let req = s.pending.pop_front().expect("len checked");
-            self.stats.unanswered += 1;
-            self.stats.transactions += 1;
-            let tx = Transaction {
-                stream: s.info.stream,
-                number: s.transactions,
-                client: s.info.client,
-                server: s.info.server,
-                request: Some(req),
-                response: None,
-                body: BodyInfo {
-                    notes: vec!["its response was lost in a capture gap".into()],
-                    ..BodyInfo::default()
-                },
-                malformed: None,
-            };
-            s.transactions += 1;
-            self.listener.http_transaction(&tx);
+            let notes = vec!["its response was lost in a capture gap".into()];
+            self.report_unanswered(s, req, notes);
         }
     }
 
