@@ -8,14 +8,11 @@
 //! checked run: sniffer's session count equals tshark's conversation count, and the bytes
 //! sniffer writes equal the bytes it reports delivered.
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-};
+use std::{path::Path, process::Command};
 
 use anyhow::{Context as _, bail};
 
-use super::{RUNS, TSHARK_RUNS, fresh, gbps, line, mark, sniffer_bin};
+use super::{RUNS, TSHARK_RUNS, fresh, gbps, line, mark};
 use crate::util::measure;
 
 /// Targets from the issue.
@@ -39,23 +36,7 @@ fn dir_bytes(dir: &Path, keep: impl Fn(&str) -> bool) -> u64 {
 /// # Errors
 /// A tool that fails or is missing, an unreadable capture, or a failed sanity check.
 pub fn run(capture: &Path) -> anyhow::Result<()> {
-    let sniffer = sniffer_bin();
-    if !sniffer.exists() {
-        bail!(
-            "{} missing: build it with `cargo build --release -p sniffer`",
-            sniffer.display()
-        );
-    }
-    let size = std::fs::metadata(capture)
-        .with_context(|| capture.display().to_string())?
-        .len();
-    let shm = PathBuf::from(format!(
-        "/dev/shm/sniffer-bench-flows-{}",
-        std::process::id()
-    ));
-    let result = run_in(capture, size, &sniffer, &shm);
-    let _ = std::fs::remove_dir_all(&shm);
-    result
+    super::with_scratch("flows", capture, run_in)
 }
 
 fn run_in(capture: &Path, size: u64, sniffer: &Path, shm: &Path) -> anyhow::Result<()> {

@@ -7,14 +7,11 @@
 //! Recovery is counted by the generator's `check-extraction.py` with the map built from
 //! `index.jsonl`. Medians of several runs from a warm page cache; max RSS from `wait4`.
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-};
+use std::{path::Path, process::Command};
 
 use anyhow::{Context as _, bail};
 
-use super::{RUNS, TSHARK_RUNS, fresh, gbps, line, mark, sniffer_bin};
+use super::{RUNS, TSHARK_RUNS, fresh, gbps, line, mark};
 use crate::util::{measure, workspace_root};
 
 /// Targets from the issue.
@@ -79,20 +76,7 @@ fn count_files(dir: &Path) -> usize {
 /// # Errors
 /// A tool that fails or is missing, or an unreadable capture.
 pub fn run(capture: &Path) -> anyhow::Result<()> {
-    let sniffer = sniffer_bin();
-    if !sniffer.exists() {
-        bail!(
-            "{} missing: build it with `cargo build --release -p sniffer`",
-            sniffer.display()
-        );
-    }
-    let size = std::fs::metadata(capture)
-        .with_context(|| capture.display().to_string())?
-        .len();
-    let shm = PathBuf::from(format!("/dev/shm/sniffer-bench-{}", std::process::id()));
-    let result = run_in(capture, size, &sniffer, &shm);
-    let _ = std::fs::remove_dir_all(&shm);
-    result
+    super::with_scratch("http", capture, run_in)
 }
 
 fn run_in(capture: &Path, size: u64, sniffer: &Path, shm: &Path) -> anyhow::Result<()> {

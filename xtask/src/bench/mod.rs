@@ -102,6 +102,32 @@ pub fn example_bin(name: &str) -> PathBuf {
     release_dir().join("examples").join(name)
 }
 
+/// Run `bench(capture, capture size, sniffer binary, scratch dir on tmpfs)` and remove the
+/// scratch directory afterwards, whatever happened.
+pub fn with_scratch(
+    name: &str,
+    capture: &Path,
+    bench: impl FnOnce(&Path, u64, &Path, &Path) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let sniffer = sniffer_bin();
+    if !sniffer.exists() {
+        bail!(
+            "{} missing: build it with `cargo build --release -p sniffer`",
+            sniffer.display()
+        );
+    }
+    let size = std::fs::metadata(capture)
+        .with_context(|| capture.display().to_string())?
+        .len();
+    let shm = PathBuf::from(format!(
+        "/dev/shm/sniffer-bench-{name}-{}",
+        std::process::id()
+    ));
+    let result = bench(capture, size, &sniffer, &shm);
+    let _ = std::fs::remove_dir_all(&shm);
+    result
+}
+
 /// A fresh, empty directory at `path`.
 pub fn fresh(path: &Path) -> anyhow::Result<()> {
     if path.exists() {
