@@ -147,11 +147,17 @@ impl Sink {
             self.pad(w, offset - self.len);
         }
         let skip = (self.len - offset).min(bytes.len() as u64) as usize;
-        let bytes = &bytes[skip..];
-        self.buf.extend_from_slice(bytes);
+        let mut bytes = &bytes[skip..];
         self.len += bytes.len() as u64;
-        if self.buf.len() >= BUF {
-            self.flush(w);
+        // Hand over exactly `BUF` bytes at a time: the buffer never grows past its
+        // capacity, and the file is written in page-aligned pieces.
+        while !bytes.is_empty() {
+            let k = (BUF - self.buf.len()).min(bytes.len());
+            self.buf.extend_from_slice(&bytes[..k]);
+            bytes = &bytes[k..];
+            if self.buf.len() >= BUF {
+                self.flush(w);
+            }
         }
     }
 
@@ -190,7 +196,7 @@ struct Part {
 
 /// Saves wanted bodies as files and indexes them.
 ///
-/// Writing and hashing run on a writer thread; [`Self::finish`] (or drop) waits for it.
+/// Hashing runs on a hasher thread; [`Self::finish`] (or drop) waits for it.
 /// The entries [`Self::on_done`] returns carry everything but `sha256`, which only
 /// `index.jsonl` has (the writer fills it in).
 pub struct Extractor {
@@ -206,7 +212,7 @@ pub struct Extractor {
     last: Option<IndexEntry>,
 }
 
-/// Bytes gathered per file before they go to the writer thread.
+/// Bytes gathered per file before they are written (and handed to the hasher thread).
 const BUF: usize = 64 * 1024;
 
 /// `openat(dir, name)` creating a new file: never follows a symlink, never overwrites.
@@ -262,7 +268,7 @@ fn remove_in(dir: &File, name: &str) -> io::Result<()> {
 
 impl Extractor {
     /// Create (if needed) and open the output directory and its `index.jsonl`, and start
-    /// the writer thread.
+    /// the hasher thread.
     ///
     /// # Errors
     /// The directory or the index cannot be created or opened.
