@@ -4,10 +4,7 @@
 
 use std::{
     io,
-    net::{Ipv4Addr, SocketAddr},
     path::{Path, PathBuf},
-    process::Stdio,
-    time::Duration,
 };
 
 use crate::{Child, Netns};
@@ -97,19 +94,8 @@ impl AudioServer {
                }}\n\
              }}\n"
         );
-        let conf_path = dir.path().join("nginx.conf");
-        std::fs::write(&conf_path, conf)?;
-        let conf_s = conf_path.to_string_lossy().into_owned();
-        let prefix = dir.path().to_string_lossy().into_owned();
-        let mut cmd = ns.command(&["nginx", "-p", &prefix, "-c", &conf_s]);
-        cmd.stdout(Stdio::null());
-        let child = Child::spawn(cmd)?;
-        let server = Self { _child: child, dir };
-        ns.wait_for_tcp(
-            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 80),
-            Duration::from_secs(5),
-        )?;
-        Ok(server)
+        let child = crate::spawn_nginx(ns, dir.path(), &conf, &[80])?;
+        Ok(Self { _child: child, dir })
     }
 
     /// nginx's access log (one line per request).

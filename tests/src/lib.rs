@@ -435,25 +435,34 @@ impl HttpServer {
              server {{\n{listens}    root {};\n  }}\n}}\n",
             root.display()
         );
-        let conf_path = dir.path().join("nginx.conf");
-        std::fs::write(&conf_path, conf)?;
-        let conf_s = conf_path.to_string_lossy().into_owned();
-        let prefix = dir.path().to_string_lossy().into_owned();
-        let mut cmd = ns.command(&["nginx", "-p", &prefix, "-c", &conf_s]);
-        cmd.stdout(Stdio::null());
-        let child = Child::spawn(cmd)?;
-        let server = Self {
+        let child = spawn_nginx(ns, dir.path(), &conf, ports)?;
+        Ok(Self {
             _child: child,
             _dir: dir,
-        };
-        for &p in ports {
-            ns.wait_for_tcp(
-                SocketAddr::new(Ipv4Addr::LOCALHOST.into(), p),
-                Duration::from_secs(5),
-            )?;
-        }
-        Ok(server)
+        })
     }
+}
+
+/// Writes `conf` as `dir/nginx.conf`, starts nginx in `ns` with `dir` as its prefix, and
+/// waits until it accepts on every port in `ports` (on 127.0.0.1 inside `ns`).
+///
+/// # Errors
+/// nginx is missing or did not come up within five seconds (it is stopped then).
+pub fn spawn_nginx(ns: &Netns, dir: &Path, conf: &str, ports: &[u16]) -> io::Result<Child> {
+    let conf_path = dir.join("nginx.conf");
+    std::fs::write(&conf_path, conf)?;
+    let conf_s = conf_path.to_string_lossy().into_owned();
+    let prefix = dir.to_string_lossy().into_owned();
+    let mut cmd = ns.command(&["nginx", "-p", &prefix, "-c", &conf_s]);
+    cmd.stdout(Stdio::null());
+    let child = Child::spawn(cmd)?;
+    for &p in ports {
+        ns.wait_for_tcp(
+            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), p),
+            Duration::from_secs(5),
+        )?;
+    }
+    Ok(child)
 }
 
 /// Writes `len` bytes of a deterministic, incompressible-looking pattern to `path`.
