@@ -2,7 +2,10 @@
 //! several files merged in timestamp order.
 //!
 //! Reading streams through a bounded buffer (1 MiB, grown only for a record that needs
-//! more, up to [`MAX_RECORD`]); a file is never loaded whole. Parsing is pcap-parser's.
+//! more, up to [`MAX_RECORD`]); a file is never loaded whole. A regular file in classic
+//! pcap format is parsed in place through a sliding 8 MiB memory map instead
+//! (`mapped.rs`), which saves the copy out of the page cache. Parsing is pcap-parser's
+//! either way, and damage is reported at the same offsets.
 //!
 //! Damage (a record cut short, an impossible length, garbage) stops that file: every frame
 //! before the damage is delivered first, then [`FileError::Damaged`] names the file, the byte
@@ -22,10 +25,14 @@ use std::{
 };
 
 use pcap_parser::{
-    Block, LegacyPcapReader, PcapBlockOwned, PcapError, PcapNGReader, traits::PcapReaderIterator,
+    Block, LegacyPcapReader, PcapBlockOwned, PcapError, PcapHeader, PcapNGReader,
+    traits::PcapReaderIterator,
 };
 
-use super::{CaptureError, Frame, LinkType, PacketSource, SourceStats, Timestamp};
+use super::{
+    CaptureError, Frame, LinkType, PacketSource, SourceStats, Timestamp,
+    mapped::{self, MappedPcap},
+};
 
 /// Initial read buffer per file.
 const BUFFER: usize = 1 << 20;
@@ -371,6 +378,22 @@ enum Format {
     },
 }
 
+impl Format {
+    /// A classic pcap file's format, from its header.
+    fn pcap(header: &PcapHeader) -> Self {
+        Self::Pcap {
+            link_type: LinkType::from_linktype((header.network.0 as u32) & 0xffff),
+            frac_to_ns: if header.is_nanosecond_precision() {
+                1
+            } else {
+                1000
+            },
+            big_endian: header.is_bigendian(),
+            record_header: if header.is_modified_format() { 24 } else { 16 },
+        }
+    }
+}
+
 /// The next frame of a reader: where its bytes sit in the reader's buffer.
 #[derive(Clone, Copy, Debug)]
 struct Peeked {
@@ -418,9 +441,56 @@ impl FileReader {
                     "is a directory, not a capture file",
                 )));
             }
+            if meta.is_file()
+                && let Some(mapped) = Self::mapped(&name, &file, meta.len())
+            {
+                return Ok(mapped);
+            }
             (Box::new(file), meta.is_file().then_some(meta.len()))
         };
         Self::from_raw(name, raw, size)
+    }
+
+    /// A regular file in classic pcap format, read through a memory map
+    /// ([`MappedPcap`]). `None` for anything else, or when mapping fails: the buffered
+    /// reader takes over and reports what is wrong.
+    fn mapped(name: &str, file: &File, size: u64) -> Option<Self> {
+        use std::os::unix::fs::FileExt as _;
+        let mut magic = [0u8; 4];
+        file.read_exact_at(&mut magic, 0).ok()?;
+        if !is_pcap_magic(&magic) {
+            return None;
+        }
+        let raw_bytes = Arc::new(AtomicU64::new(0));
+        let read_error = Arc::new(Mutex::new(None));
+        let opened = file
+            .try_clone()
+            .and_then(|f| MappedPcap::open(f, Arc::clone(&raw_bytes), Arc::clone(&read_error)));
+        let mut reader = match opened {
+            Ok(reader) => reader?,
+            Err(e) => {
+                log::debug!("{name}: not mapped ({e}); reading it instead");
+                return None;
+            }
+        };
+        let format = Format::pcap(reader.header());
+        reader.consume_noshift(reader.header().size());
+        Some(Self {
+            path: name.to_owned(),
+            size: Some(size),
+            reader: Box::new(reader),
+            state: State {
+                format,
+                interfaces: Vec::new(),
+                last_ts: Timestamp(0),
+            },
+            pending: 0,
+            peek: None,
+            capacity: mapped::WINDOW,
+            read_error,
+            gzip: false,
+            raw_bytes,
+        })
     }
 
     fn from_raw(
@@ -475,18 +545,7 @@ impl FileReader {
                     _ => return Err(damaged(0, Damage::BadHeader { format: "pcap" })),
                 };
                 r.consume_noshift(len);
-                let frac_to_ns = if header.is_nanosecond_precision() {
-                    1
-                } else {
-                    1000
-                };
-                let link_type = LinkType::from_linktype((header.network.0 as u32) & 0xffff);
-                let format = Format::Pcap {
-                    link_type,
-                    frac_to_ns,
-                    big_endian: m[0] == 0xa1,
-                    record_header: if header.is_modified_format() { 24 } else { 16 },
-                };
+                let format = Format::pcap(&header);
                 (Box::new(r), format)
             }
             [0x0a, 0x0d, 0x0d, 0x0a] => {

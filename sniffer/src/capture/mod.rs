@@ -4,6 +4,7 @@
 
 pub mod file;
 pub mod live;
+mod mapped;
 pub mod writer;
 
 use std::fmt;
