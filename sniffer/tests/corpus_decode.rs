@@ -412,7 +412,12 @@ fn read_one(path: &Path) -> (Frames, Option<CaptureError>) {
 
 /// Every frame of files read as one capture, then the error if any.
 fn read_all(paths: &[PathBuf]) -> (Frames, Option<CaptureError>) {
-    let mut source = match FileSource::open(paths) {
+    drain(FileSource::open(paths))
+}
+
+/// Every frame of an opened source, then the error if any.
+fn drain(opened: Result<FileSource, FileError>) -> (Frames, Option<CaptureError>) {
+    let mut source = match opened {
         Ok(s) => s,
         Err(e) => return (Vec::new(), Some(e.into())),
     };
@@ -919,20 +924,7 @@ fn issue3_read_standard_input_plain_and_gzip() {
 /// mapped), then the error if any.
 fn read_buffered(path: &Path) -> (Frames, Option<CaptureError>) {
     let file = std::fs::File::open(path).unwrap();
-    let mut source = match FileSource::from_reader(&path.display().to_string(), file) {
-        Ok(s) => s,
-        Err(e) => return (Vec::new(), Some(e.into())),
-    };
-    let mut frames = Vec::new();
-    loop {
-        match source.next_frame() {
-            Ok(Some(f)) => {
-                frames.push((f.ts.0, f.link_type.linktype(), f.data.to_vec(), f.orig_len))
-            }
-            Ok(None) => return (frames, None),
-            Err(e) => return (frames, Some(e)),
-        }
-    }
+    drain(FileSource::from_reader(&path.display().to_string(), file))
 }
 
 #[test]
