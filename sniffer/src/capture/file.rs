@@ -479,11 +479,7 @@ impl FileReader {
             path: name.to_owned(),
             size: Some(size),
             reader: Box::new(reader),
-            state: State {
-                format,
-                interfaces: Vec::new(),
-                last_ts: Timestamp(0),
-            },
+            state: State::new(format),
             pending: 0,
             peek: None,
             capacity: mapped::WINDOW,
@@ -566,11 +562,7 @@ impl FileReader {
             path: name,
             size,
             reader,
-            state: State {
-                format,
-                interfaces: Vec::new(),
-                last_ts: Timestamp(0),
-            },
+            state: State::new(format),
             pending: 0,
             peek: None,
             capacity: BUFFER,
@@ -821,6 +813,14 @@ struct State {
 }
 
 impl State {
+    fn new(format: Format) -> Self {
+        Self {
+            format,
+            interfaces: Vec::new(),
+            last_ts: Timestamp(0),
+        }
+    }
+
     /// One pcapng block: a frame, or `None` for blocks that only update state.
     fn ng_block(&mut self, block: Block<'_>, base: usize) -> Result<Option<Peeked>, Damage> {
         match block {
