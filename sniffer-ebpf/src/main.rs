@@ -281,15 +281,18 @@ mod program {
     fn record<const CAP: u32>(ctx: &SkBuffContext, cfg: &Config, header: &RecordHeader) {
         let size = RecordHeader::LEN + CAP as usize;
         // Wake the reader once per batch: only the record that makes the waiting data
-        // cross `wakeup_bytes` wakes it (each wakeup is an irq_work, i.e. a self-IPI);
-        // smaller batches are drained on the reader's poll interval. A reader that is
-        // awake drains until the ring is empty before it sleeps, so it misses nothing.
+        // cross a multiple of `wakeup_bytes` wakes it (each wakeup is an irq_work, i.e. a
+        // self-IPI); smaller batches are drained on the reader's poll interval. A reader
+        // that is awake drains until the ring is empty before it sleeps, so it misses
+        // nothing. Every multiple, not only the first: two CPUs that query before either
+        // reserves can step over a crossing together, and a reader that is woken but not
+        // yet running is woken again while the ring fills.
         let wakeup = if cfg.wakeup_bytes == 0 {
             0
         } else {
             let waiting = RECORDS.query(u64::from(BPF_RB_AVAIL_DATA));
             let threshold = u64::from(cfg.wakeup_bytes);
-            if waiting < threshold && waiting + size as u64 >= threshold {
+            if waiting / threshold != (waiting + size as u64) / threshold {
                 BPF_RB_FORCE_WAKEUP
             } else {
                 BPF_RB_NO_WAKEUP

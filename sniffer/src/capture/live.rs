@@ -52,8 +52,9 @@ const ARPHRD_IP6GRE: u16 = 823;
 /// within this interval.
 const POLL_INTERVAL: Duration = Duration::from_millis(10);
 
-/// The kernel wakes the reader once this many bytes wait in the ring (or an eighth of a
-/// smaller ring): one wakeup per batch instead of one per packet.
+/// The kernel wakes the reader each time the bytes waiting in the ring cross a multiple of
+/// this (or of a sixteenth of a smaller ring): one wakeup per batch instead of one per
+/// packet, and a reader that is late is woken again well before the ring is full.
 const WAKEUP_BYTES: u32 = 1 << 20;
 
 /// Live capture could not start or went wrong.
@@ -702,7 +703,7 @@ fn fill_maps(ebpf: &mut Ebpf, config: &LiveConfig, flags: u32) -> Result<(), Liv
         sniffer_ebpf::Config {
             snaplen: config.snaplen,
             flags,
-            wakeup_bytes: (config.ring_bytes / 8).min(WAKEUP_BYTES),
+            wakeup_bytes: (config.ring_bytes / 16).min(WAKEUP_BYTES),
             reserved: 0,
         },
         0,
