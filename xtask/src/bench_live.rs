@@ -40,6 +40,9 @@ pub struct Options {
     /// Pass `--ring-mib N` to the sniffer (default: the sniffer's own default).
     #[arg(long, value_name = "N")]
     ring_mib: Option<u32>,
+    /// More arguments for `sniffer capture` (repeat), e.g. `--sniffer-arg=--rt-priority=0`.
+    #[arg(long = "sniffer-arg", value_name = "ARG", allow_hyphen_values = true)]
+    sniffer_args: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,25 +110,31 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     let _http = HttpServer::start(&server, dir.path(), &[80])?;
     let url = format!("http://{}:80/big.bin", veth.a_v4);
     eprintln!(
-        "bench-live: {} GB per transfer over {} (offloads {}), {} rounds, sniffer ring {}",
+        "bench-live: {} GB per transfer over {} (offloads {}), {} rounds, sniffer ring {} {}",
         options.gb,
         veth.a_if,
         if options.no_offloads { "off" } else { "on" },
         options.rounds,
         options
             .ring_mib
-            .map_or_else(|| "default".to_owned(), |n| format!("{n} MiB"))
+            .map_or_else(|| "default".to_owned(), |n| format!("{n} MiB")),
+        options.sniffer_args.join(" ")
     );
     // Warm-up: first-touch costs land here, not in a measured run.
     fetch(&client, &url)?;
 
+    let mut sniffer_args: Vec<String> = options
+        .ring_mib
+        .map(|n| vec!["--ring-mib".to_owned(), n.to_string()])
+        .unwrap_or_default();
+    sniffer_args.extend(options.sniffer_args.iter().cloned());
     let mut samples: Vec<(Mode, Sample)> = Vec::new();
     for round in 1..=options.rounds {
         for mode in Mode::ALL {
             let s = run_one(
                 mode,
                 &bin,
-                options.ring_mib,
+                &sniffer_args,
                 &server,
                 &client,
                 &veth.a_if,
@@ -298,7 +307,7 @@ impl Drop for Capture {
 fn run_one(
     mode: Mode,
     bin: &std::path::Path,
-    ring_mib: Option<u32>,
+    sniffer_args: &[String],
     server: &Netns,
     client: &Netns,
     iface: &str,
@@ -308,11 +317,8 @@ fn run_one(
         Mode::Baseline => None,
         Mode::Sniffer => {
             let bin = bin.to_string_lossy();
-            let ring = ring_mib.map(|n| n.to_string());
             let mut args = vec![&*bin, "capture", "-i", iface, "-w", "/dev/null"];
-            if let Some(ring) = &ring {
-                args.extend(["--ring-mib", ring]);
-            }
+            args.extend(sniffer_args.iter().map(String::as_str));
             let cmd = server.command(&args);
             Some(Capture::start(cmd, "capturing on")?)
         }
