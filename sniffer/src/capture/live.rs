@@ -333,27 +333,7 @@ impl LiveSource {
             })?
             .try_into()
             .map_err(|source| LiveError::Attach { source })?;
-        program.load().map_err(|e| match e {
-            ProgramError::LoadError {
-                io_error,
-                verifier_log,
-            } => {
-                if io_error.raw_os_error() == Some(libc::EPERM) {
-                    LiveError::NotPermitted {
-                        what: "loading the eBPF program",
-                        source: io_error,
-                    }
-                } else {
-                    let log = verifier_log.to_string();
-                    log::debug!("verifier log:\n{log}");
-                    LiveError::Rejected {
-                        log,
-                        source: io_error,
-                    }
-                }
-            }
-            source => LiveError::Attach { source },
-        })?;
+        program.load().map_err(program_load_error)?;
 
         // Protocol 0: the socket receives nothing until bound with a protocol.
         // SAFETY: plain socket(2).
@@ -655,26 +635,57 @@ fn load(config: &LiveConfig) -> Result<Ebpf, LiveError> {
         .map_max_entries(names::PORTS, ports)
         .override_global(aya_log::LEVEL, &log_level, false)
         .load(EBPF_OBJECT)
-        .map_err(|e| match e {
-            EbpfError::MapError(MapError::CreateError { name, io_error }) => {
-                if is_permission(&io_error) {
-                    LiveError::NotPermitted {
-                        what: "creating eBPF maps",
-                        source: io_error,
-                    }
-                } else if name == names::RECORDS && io_error.raw_os_error() == Some(libc::EINVAL) {
-                    LiveError::NoRingBuffer {
-                        release: kernel_release(),
-                        source: io_error,
-                    }
-                } else {
-                    LiveError::Load {
-                        source: EbpfError::MapError(MapError::CreateError { name, io_error }),
-                    }
+        .map_err(object_load_error)
+}
+
+/// What a failure to load the object means for the user.
+fn object_load_error(e: EbpfError) -> LiveError {
+    match e {
+        EbpfError::MapError(MapError::CreateError { name, io_error }) => {
+            if is_permission(&io_error) {
+                LiveError::NotPermitted {
+                    what: "creating eBPF maps",
+                    source: io_error,
+                }
+            } else if name == names::RECORDS && io_error.raw_os_error() == Some(libc::EINVAL) {
+                // Kernels before 5.8 do not know the map type.
+                LiveError::NoRingBuffer {
+                    release: kernel_release(),
+                    source: io_error,
+                }
+            } else {
+                LiveError::Load {
+                    source: EbpfError::MapError(MapError::CreateError { name, io_error }),
                 }
             }
-            source => LiveError::Load { source },
-        })
+        }
+        source => LiveError::Load { source },
+    }
+}
+
+/// What a failure to load the program into the kernel means for the user.
+fn program_load_error(e: ProgramError) -> LiveError {
+    match e {
+        ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => {
+            if io_error.raw_os_error() == Some(libc::EPERM) {
+                LiveError::NotPermitted {
+                    what: "loading the eBPF program",
+                    source: io_error,
+                }
+            } else {
+                let log = verifier_log.to_string();
+                log::debug!("verifier log:\n{log}");
+                LiveError::Rejected {
+                    log,
+                    source: io_error,
+                }
+            }
+        }
+        source => LiveError::Attach { source },
+    }
 }
 
 fn fill_maps(ebpf: &mut Ebpf, config: &LiveConfig, flags: u32) -> Result<(), LiveError> {
@@ -803,6 +814,57 @@ mod tests {
         let wall = clock_ns(libc::CLOCK_REALTIME);
         // The epoch of CLOCK_MONOTONIC is boot: the offset is the boot time, in the past.
         assert!(off > 0 && off < wall, "{off} {wall}");
+    }
+
+    /// The error paths this kernel cannot produce: built from the errors aya returns.
+    #[test]
+    fn issue2_old_kernel_and_verifier_rejection_get_clear_errors() {
+        let errno = io::Error::from_raw_os_error;
+        // A kernel before 5.8 refuses to create the ring buffer map with EINVAL.
+        let e = object_load_error(EbpfError::MapError(MapError::CreateError {
+            name: names::RECORDS.to_owned(),
+            io_error: errno(libc::EINVAL),
+        }));
+        assert!(matches!(e, LiveError::NoRingBuffer { .. }), "{e:?}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("no BPF ring buffer") && msg.contains("5.8"),
+            "{msg}"
+        );
+        assert!(msg.contains(&kernel_release()), "{msg}");
+        // EINVAL on another map is not blamed on the kernel's age.
+        let e = object_load_error(EbpfError::MapError(MapError::CreateError {
+            name: names::PORTS.to_owned(),
+            io_error: errno(libc::EINVAL),
+        }));
+        assert!(matches!(e, LiveError::Load { .. }), "{e:?}");
+        // Without CAP_BPF, map creation fails with EPERM.
+        let e = object_load_error(EbpfError::MapError(MapError::CreateError {
+            name: names::RECORDS.to_owned(),
+            io_error: errno(libc::EPERM),
+        }));
+        assert!(matches!(e, LiveError::NotPermitted { .. }), "{e:?}");
+        assert!(e.to_string().contains("CAP_BPF"), "{e}");
+
+        // The verifier refuses with EACCES (or EINVAL) and a log, which is kept.
+        let e = program_load_error(ProgramError::LoadError {
+            io_error: errno(libc::EACCES),
+            verifier_log: aya_obj::VerifierLog::new("R1 invalid mem access 'scalar'".into()),
+        });
+        let LiveError::Rejected { ref log, .. } = e else {
+            panic!("{e:?}")
+        };
+        assert!(log.contains("invalid mem access"), "{log}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("refused") && msg.contains("RUST_LOG=debug"),
+            "{msg}"
+        );
+        let e = program_load_error(ProgramError::LoadError {
+            io_error: errno(libc::EPERM),
+            verifier_log: aya_obj::VerifierLog::new(String::new()),
+        });
+        assert!(matches!(e, LiveError::NotPermitted { .. }), "{e:?}");
     }
 }
 
