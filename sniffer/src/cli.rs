@@ -63,9 +63,8 @@ pub struct InputArgs {
     #[arg(long, default_value_t = 65535, value_name = "BYTES")]
     pub snaplen: u32,
 
-    /// Size of the kernel ring buffer in MiB (a power of two). The default stays mostly
-    /// in cache, which makes the kernel's copy of each packet cheaper than in a bigger one.
-    #[arg(long, default_value_t = 16, value_name = "MIB")]
+    /// Size of the kernel ring buffer in MiB (a power of two).
+    #[arg(long, default_value_t = 64, value_name = "MIB")]
     pub ring_mib: u32,
 }
 
