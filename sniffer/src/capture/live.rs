@@ -22,7 +22,7 @@ use std::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use aya::{
@@ -36,7 +36,10 @@ use tokio::{
     signal::unix::SignalKind,
 };
 
-use super::{CaptureError, Frame, KernelCounters, LinkType, PacketSource, SourceStats, Timestamp};
+use super::{
+    CaptureError, Frame, IDLE_TICK, KernelCounters, LinkType, PacketSource, Poll, SourceStats,
+    Timestamp,
+};
 use crate::config::LiveConfig;
 
 /// The kernel program, built by `build.rs` (empty when built with `AYA_BUILD_SKIP=1`).
@@ -249,6 +252,8 @@ pub struct LiveSource {
     phase: Phase,
     /// Times the reader waited for the ring (wakeups plus poll intervals), for the debug log.
     waits: u64,
+    /// Since when the reader has waited without a frame (for [`Poll::Idle`]).
+    idle_since: Option<Instant>,
     link_type: LinkType,
     /// CLOCK_REALTIME − CLOCK_MONOTONIC, in nanoseconds, sampled at open.
     mono_to_wall_ns: i128,
@@ -396,6 +401,7 @@ impl LiveSource {
             stop: StopHandle(Arc::default()),
             phase: Phase::Running,
             waits: 0,
+            idle_since: None,
             link_type,
             mono_to_wall_ns: mono_to_wall_offset(),
             stats: SourceStats::default(),
@@ -503,6 +509,30 @@ impl Drop for LiveSource {
 
 impl PacketSource for LiveSource {
     fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
+        match self.next_record(false)? {
+            Poll::Frame(frame) => Ok(Some(frame)),
+            Poll::Idle(_) | Poll::End => Ok(None),
+        }
+    }
+
+    fn poll(&mut self) -> Result<Poll<'_>, CaptureError> {
+        self.next_record(true)
+    }
+
+    fn stats(&self) -> SourceStats {
+        let mut stats = self.stats.clone();
+        match self.kernel_counters() {
+            Ok(k) => stats.kernel = Some(k),
+            Err(e) => log::warn!("{e}"),
+        }
+        stats
+    }
+}
+
+impl LiveSource {
+    /// The next record as a frame; with `idle`, [`Poll::Idle`] after [`IDLE_TICK`]
+    /// without one.
+    fn next_record(&mut self, idle: bool) -> Result<Poll<'_>, CaptureError> {
         // Release the previous record: its space in the ring goes back to the kernel.
         self.current = None;
         loop {
@@ -540,7 +570,8 @@ impl PacketSource for LiveSource {
                     self.stats.truncated += 1;
                 }
                 self.current = Some(Current(item));
-                return Ok(Some(Frame {
+                self.idle_since = None;
+                return Ok(Poll::Frame(Frame {
                     ts,
                     link_type: self.link_type,
                     // Borrowed from `current` for as long as `self` is borrowed.
@@ -549,7 +580,15 @@ impl PacketSource for LiveSource {
                 }));
             }
             match self.phase {
-                Phase::Running => self.wait(),
+                Phase::Running => {
+                    let since = *self.idle_since.get_or_insert_with(Instant::now);
+                    if idle && since.elapsed() >= IDLE_TICK {
+                        self.idle_since = Some(Instant::now());
+                        let now = clock_ns(libc::CLOCK_REALTIME);
+                        return Ok(Poll::Idle(Timestamp(u64::try_from(now).unwrap_or(0))));
+                    }
+                    self.wait();
+                }
                 Phase::Draining => {
                     log::debug!(
                         "live capture: {} records in {} waits for the ring",
@@ -560,20 +599,11 @@ impl PacketSource for LiveSource {
                     if let Some(logger) = &mut self.logger {
                         logger.flush();
                     }
-                    return Ok(None);
+                    return Ok(Poll::End);
                 }
-                Phase::Done => return Ok(None),
+                Phase::Done => return Ok(Poll::End),
             }
         }
-    }
-
-    fn stats(&self) -> SourceStats {
-        let mut stats = self.stats.clone();
-        match self.kernel_counters() {
-            Ok(k) => stats.kernel = Some(k),
-            Err(e) => log::warn!("{e}"),
-        }
-        stats
     }
 }
 
@@ -903,5 +933,43 @@ mod load_tests {
         eprintln!("{n} frames, {k:?}");
         assert!(n >= 3);
         assert_eq!(k.matched, n);
+    }
+
+    /// With nothing to capture, `poll` says so about once per [`IDLE_TICK`], with the
+    /// time now; `next_frame` would keep waiting.
+    #[test]
+    fn issue2_poll_reports_a_quiet_device() {
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        // A port nothing uses: the filter matches nothing.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut src = LiveSource::open(&LiveConfig {
+            iface: "lo".into(),
+            ports: vec![port],
+            all_tcp: false,
+            snaplen: 65536,
+            ring_bytes: 1 << 20,
+        })
+        .unwrap();
+        let started = Instant::now();
+        for _ in 0..2 {
+            match src.poll().unwrap() {
+                Poll::Idle(now) => {
+                    let wall = clock_ns(libc::CLOCK_REALTIME);
+                    assert!((wall - i128::from(now.0)).abs() < 1_000_000_000, "{now}");
+                }
+                other => panic!("expected idle, got {other:?}"),
+            }
+        }
+        let took = started.elapsed();
+        assert!(took >= IDLE_TICK * 2 && took < IDLE_TICK * 10, "{took:?}");
+        src.stop_handle().stop();
+        assert!(matches!(src.poll().unwrap(), Poll::End));
     }
 }

@@ -142,8 +142,32 @@ pub trait PacketSource {
     /// results: callers keep what they decoded and report the error.
     fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError>;
 
+    /// Like [`Self::next_frame`], except that a live source with no frame to deliver for
+    /// about [`IDLE_TICK`] returns [`Poll::Idle`] with the time now, so that work driven
+    /// by time (idle timeouts) goes on while the network is quiet. A file never idles.
+    ///
+    /// # Errors
+    /// As [`Self::next_frame`].
+    fn poll(&mut self) -> Result<Poll<'_>, CaptureError> {
+        Ok(self.next_frame()?.map_or(Poll::End, Poll::Frame))
+    }
+
     /// What the source counted so far, for the closing report.
     fn stats(&self) -> SourceStats;
+}
+
+/// How long a live source waits without a frame before [`PacketSource::poll`] says so.
+pub const IDLE_TICK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What [`PacketSource::poll`] found.
+#[derive(Debug)]
+pub enum Poll<'a> {
+    /// The next frame.
+    Frame(Frame<'a>),
+    /// No frame for [`IDLE_TICK`]: the time now.
+    Idle(Timestamp),
+    /// The end: end of file, or Ctrl-C on a live device.
+    End,
 }
 
 /// What a source counted: shown to the user at the end, so nothing is lost silently.
