@@ -259,6 +259,46 @@ fn tcp_frame(sport: u16, payload: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A capture being written in the byte order it chose.
+trait Endian {
+    fn big_endian(&self) -> bool;
+    fn out(&mut self) -> &mut Vec<u8>;
+    fn u16(&mut self, v: u16) {
+        let b = if self.big_endian() {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        };
+        self.out().extend_from_slice(&b);
+    }
+    fn u32(&mut self, v: u32) {
+        let b = if self.big_endian() {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        };
+        self.out().extend_from_slice(&b);
+    }
+}
+
+impl Endian for Pcap {
+    fn big_endian(&self) -> bool {
+        self.big_endian
+    }
+    fn out(&mut self) -> &mut Vec<u8> {
+        &mut self.bytes
+    }
+}
+
+impl Endian for PcapNg {
+    fn big_endian(&self) -> bool {
+        self.big_endian
+    }
+    fn out(&mut self) -> &mut Vec<u8> {
+        &mut self.bytes
+    }
+}
+
 /// Classic pcap, in either byte order, µs or ns.
 struct Pcap {
     big_endian: bool,
@@ -281,22 +321,6 @@ impl Pcap {
         p.u32(65535);
         p.u32(linktype);
         p
-    }
-    fn u16(&mut self, v: u16) {
-        let b = if self.big_endian {
-            v.to_be_bytes()
-        } else {
-            v.to_le_bytes()
-        };
-        self.bytes.extend_from_slice(&b);
-    }
-    fn u32(&mut self, v: u32) {
-        let b = if self.big_endian {
-            v.to_be_bytes()
-        } else {
-            v.to_le_bytes()
-        };
-        self.bytes.extend_from_slice(&b);
     }
     /// A record at `ts_ns` with explicit lengths (for damage) and data.
     fn raw_record(&mut self, ts_ns: u64, caplen: u32, len: u32, data: &[u8]) -> u64 {
@@ -326,22 +350,6 @@ impl PcapNg {
             big_endian: false,
             bytes: Vec::new(),
         }
-    }
-    fn u16(&mut self, v: u16) {
-        let b = if self.big_endian {
-            v.to_be_bytes()
-        } else {
-            v.to_le_bytes()
-        };
-        self.bytes.extend_from_slice(&b);
-    }
-    fn u32(&mut self, v: u32) {
-        let b = if self.big_endian {
-            v.to_be_bytes()
-        } else {
-            v.to_le_bytes()
-        };
-        self.bytes.extend_from_slice(&b);
     }
     fn block(&mut self, block_type: u32, body: impl FnOnce(&mut Self)) -> u64 {
         let start = self.bytes.len();

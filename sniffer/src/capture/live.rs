@@ -341,17 +341,12 @@ impl LiveSource {
         program.load().map_err(program_load_error)?;
 
         // Protocol 0: the socket receives nothing until bound with a protocol.
-        // SAFETY: plain socket(2).
-        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-        if fd < 0 {
-            return Err(LiveError::os(
-                "opening an AF_PACKET socket",
-                iface,
-                io::Error::last_os_error(),
-            ));
-        }
-        // SAFETY: a fresh descriptor we own.
-        let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+        let socket = socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW,
+            "opening an AF_PACKET socket",
+            iface,
+        )?;
         program
             .attach(&socket)
             .map_err(|source| LiveError::Attach { source })?;
@@ -616,17 +611,12 @@ fn device(iface: &str) -> Result<(u32, u16), LiveError> {
     if iface.is_empty() || iface.len() >= libc::IFNAMSIZ || iface.contains(['/', '\0']) {
         return Err(no_such());
     }
-    // SAFETY: plain socket(2); closed by OwnedFd.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(LiveError::os(
-            "opening a socket to query the device",
-            iface,
-            io::Error::last_os_error(),
-        ));
-    }
-    // SAFETY: a fresh descriptor we own.
-    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    let sock = socket(
+        libc::AF_INET,
+        libc::SOCK_DGRAM,
+        "opening a socket to query the device",
+        iface,
+    )?;
     // SAFETY: all-zero is a valid ifreq.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     for (dst, &src) in req.ifr_name.iter_mut().zip(iface.as_bytes()) {
@@ -655,6 +645,22 @@ fn device(iface: &str) -> Result<(u32, u16), LiveError> {
     // SAFETY: written by the ioctl above.
     let arphrd = unsafe { req.ifr_ifru.ifru_hwaddr.sa_family };
     Ok((ifindex as u32, arphrd))
+}
+
+/// A new close-on-exec socket (protocol 0); `what` and `iface` name a failure.
+fn socket(
+    domain: libc::c_int,
+    kind: libc::c_int,
+    what: &'static str,
+    iface: &str,
+) -> Result<OwnedFd, LiveError> {
+    // SAFETY: plain socket(2).
+    let fd = unsafe { libc::socket(domain, kind | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(LiveError::os(what, iface, io::Error::last_os_error()));
+    }
+    // SAFETY: a fresh descriptor we own; closed by OwnedFd.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 fn load(config: &LiveConfig) -> Result<Ebpf, LiveError> {
