@@ -310,14 +310,14 @@ fn sniffer_bin() -> PathBuf {
 fn wait_started(child: &mut Child) -> BufReader<std::process::ChildStderr> {
     let stderr = child.inner().stderr.take().unwrap();
     let mut reader = BufReader::new(stderr);
-    let mut line = String::new();
+    let mut said = String::new();
     loop {
-        line.clear();
+        let start = said.len();
         assert!(
-            reader.read_line(&mut line).unwrap() > 0,
-            "sniffer exited before capturing"
+            reader.read_line(&mut said).unwrap() > 0,
+            "sniffer exited before capturing; it said:\n{said}"
         );
-        if line.contains("capturing on") {
+        if said[start..].contains("capturing on") {
             return reader;
         }
     }
