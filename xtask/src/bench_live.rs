@@ -40,7 +40,8 @@ pub struct Options {
     /// Pass `--ring-mib N` to the sniffer (default: the sniffer's own default).
     #[arg(long, value_name = "N")]
     ring_mib: Option<u32>,
-    /// More arguments for `sniffer capture` (repeat), e.g. `--sniffer-arg=--rt-priority=0`.
+    /// More arguments for `sniffer capture` (repeat), e.g.
+    /// `--sniffer-arg=--snaplen --sniffer-arg=128`.
     #[arg(long = "sniffer-arg", value_name = "ARG", allow_hyphen_values = true)]
     sniffer_args: Vec<String>,
 }

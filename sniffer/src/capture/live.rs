@@ -576,11 +576,13 @@ impl LiveSource {
             }
             match self.phase {
                 Phase::Running => {
-                    let since = *self.idle_since.get_or_insert_with(Instant::now);
-                    if idle && since.elapsed() >= IDLE_TICK {
-                        self.idle_since = Some(Instant::now());
-                        let now = clock_ns(libc::CLOCK_REALTIME);
-                        return Ok(Poll::Idle(Timestamp(u64::try_from(now).unwrap_or(0))));
+                    if idle {
+                        let since = *self.idle_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() >= IDLE_TICK {
+                            self.idle_since = Some(Instant::now());
+                            let now = clock_ns(libc::CLOCK_REALTIME);
+                            return Ok(Poll::Idle(Timestamp(u64::try_from(now).unwrap_or(0))));
+                        }
                     }
                     self.wait();
                 }
@@ -908,6 +910,18 @@ mod tests {
 mod load_tests {
     use super::*;
 
+    /// A capture of `port` on loopback, with a small ring.
+    fn open_lo(port: u16) -> LiveSource {
+        LiveSource::open(&LiveConfig {
+            iface: "lo".into(),
+            ports: vec![port],
+            all_tcp: false,
+            snaplen: 65536,
+            ring_bytes: 1 << 20,
+        })
+        .unwrap()
+    }
+
     /// Loads the real program (so the verifier runs) and captures one loopback connection.
     #[test]
     fn verifier_accepts_and_loopback_is_captured() {
@@ -917,14 +931,7 @@ mod load_tests {
         }
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let mut src = LiveSource::open(&LiveConfig {
-            iface: "lo".into(),
-            ports: vec![port],
-            all_tcp: false,
-            snaplen: 65536,
-            ring_bytes: 1 << 20,
-        })
-        .unwrap();
+        let mut src = open_lo(port);
         let c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         drop(c);
         drop(listener.accept().unwrap());
@@ -955,14 +962,7 @@ mod load_tests {
             .local_addr()
             .unwrap()
             .port();
-        let mut src = LiveSource::open(&LiveConfig {
-            iface: "lo".into(),
-            ports: vec![port],
-            all_tcp: false,
-            snaplen: 65536,
-            ring_bytes: 1 << 20,
-        })
-        .unwrap();
+        let mut src = open_lo(port);
         let started = Instant::now();
         for _ in 0..2 {
             match src.poll().unwrap() {

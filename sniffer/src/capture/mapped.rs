@@ -77,7 +77,7 @@ impl MappedPcap {
     ) -> io::Result<Option<Self>> {
         let mut this = Self {
             file,
-            // Replaced below; `refill` needs a value to exist.
+            // Replaced below, once `slide` has mapped the header.
             header: PcapHeader::new(),
             parse: parse_pcap_frame,
             map: None,

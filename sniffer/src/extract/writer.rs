@@ -76,7 +76,7 @@ struct Open {
 pub(super) struct Writer {
     stage: RefCell<Stage>,
     hashes: Option<SyncSender<Hash>>,
-    /// Jobs sent to the hasher and not yet done.
+    /// Jobs sent to the hasher and not yet taken up by it.
     backlog: Arc<AtomicUsize>,
     /// [`DELEGATE_BELOW`], except in tests.
     delegate_below: usize,
@@ -187,7 +187,8 @@ enum Hash {
     Close {
         id: u64,
         entry: Box<IndexEntry>,
-        error: Option<String>,
+        /// The first write error met by the extractor.
+        error: Option<io::Error>,
     },
     Forget {
         id: u64,
@@ -248,12 +249,7 @@ impl Stage {
                 Hash::Pad { id, len }
             }
             Job::Close { id, entry } => {
-                let error = open.remove(&id).and_then(|f| {
-                    f.error.map(|e| {
-                        log::warn!("{}: {e}", f.name);
-                        format!("write failed: {e}")
-                    })
-                });
+                let error = open.remove(&id).and_then(|f| f.error);
                 Hash::Close { id, entry, error }
             }
             Job::Remove { id } => {
@@ -353,20 +349,16 @@ fn hash(
                 let Some((h, len, written)) = open.remove(&id) else {
                     continue;
                 };
-                let error = error.or_else(|| {
-                    written.map(|e| {
-                        log::warn!("{}: {e}", entry.file);
-                        format!("write failed: {e}")
-                    })
-                });
                 entry.size = len;
                 entry.sha256 = hex(&h.finalize());
-                if let Some(e) = error {
+                // A write error from either thread: the extractor's came first if both.
+                if let Some(e) = error.or(written) {
+                    log::warn!("{}: {e}", entry.file);
                     stats
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
                         .write_errors += 1;
-                    entry.notes.push(e);
+                    entry.notes.push(format!("write failed: {e}"));
                     entry.complete = false;
                 }
                 index_line(&entry);
