@@ -339,19 +339,13 @@ fn run_one(
             let cmd = server.command(&args);
             Some(Capture::start(cmd, "capturing on")?)
         }
-        Mode::Tcpdump => {
-            #[rustfmt::skip]
-            let cmd = server.command(&[
-                "tcpdump", "-i", iface, "-n", "-w", "/dev/null", "tcp port 80",
-            ]);
-            Some(Capture::start(cmd, "listening on")?)
-        }
-        Mode::TcpdumpBigBuffer => {
-            #[rustfmt::skip]
-            let cmd = server.command(&[
-                "tcpdump", "-i", iface, "-n", "-B", "262144", "-w", "/dev/null", "tcp port 80",
-            ]);
-            Some(Capture::start(cmd, "listening on")?)
+        Mode::Tcpdump | Mode::TcpdumpBigBuffer => {
+            let mut args = vec!["tcpdump", "-i", iface, "-n", "-w", "/dev/null"];
+            if mode == Mode::TcpdumpBigBuffer {
+                args.extend(["-B", "262144"]);
+            }
+            args.push("tcp port 80");
+            Some(Capture::start(server.command(&args), "listening on")?)
         }
     };
     let (bytes, secs) = fetch(client, url)?;
