@@ -5,6 +5,8 @@
 //!
 //! Needs root (network namespaces) and the generator; skips, saying so, otherwise.
 
+mod common;
+
 use std::{path::Path, process::Command};
 
 #[test]
@@ -13,12 +15,12 @@ fn issue5_generated_capture_every_response_recovered_byte_exact() {
         .join("../../shared/tools/http-capture-gen")
         .canonicalize();
     let Ok(generator) = generator else {
-        eprintln!("skipped: ../shared/tools/http-capture-gen is absent");
+        common::skip("../shared/tools/http-capture-gen is absent");
         return;
     };
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: generating a capture needs root (network namespaces)");
+        common::skip("generating a capture needs root (network namespaces)");
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

@@ -40,14 +40,23 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// Returns `true` if the test may run; otherwise prints why it is skipped.
+/// Set by `cargo xtask test` when it runs the full suite: a test that would skip fails
+/// instead, so a missing privilege or corpus cannot pass unnoticed.
+pub const STRICT_ENV: &str = "SNIFFER_TESTS_STRICT";
+
+/// Returns `true` if the test may run; otherwise prints why it is skipped, or, under
+/// [`STRICT_ENV`], fails.
 pub fn require_root(test: &str) -> bool {
     if is_root() {
-        true
-    } else {
-        eprintln!("SKIPPED {test}: needs root (network namespaces, eBPF); run `cargo xtask test`");
-        false
+        return true;
     }
+    let why = "needs root (network namespaces, eBPF); run `cargo xtask test` as root";
+    assert!(
+        std::env::var_os(STRICT_ENV).is_none(),
+        "{test} cannot run: {why} ({STRICT_ENV} is set)"
+    );
+    eprintln!("SKIPPED {test}: {why}");
+    false
 }
 
 /// A name unique to this process and call: `{prefix}{pid}x{n}`, at most 15 bytes so it

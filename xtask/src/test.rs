@@ -4,6 +4,10 @@
 //! 2. `cargo build --workspace --all-targets` (builds the eBPF program via aya-build);
 //! 3. `cargo test --workspace`: unit tests, corpus tests (`../shared/captures`), the
 //!    generated-capture test, and, as root, the network-namespace tests in `tests/`.
+//!
+//! As root this is the full suite, so nothing may skip: it sets `SNIFFER_TESTS_STRICT`,
+//! under which a test that would skip (no corpus, no generator, no privilege) fails and
+//! says why. `--allow-skips` turns that off.
 
 use clap::Args;
 
@@ -17,6 +21,10 @@ pub struct Options {
     /// Also check formatting and run clippy with warnings denied.
     #[arg(long)]
     pub lint: bool,
+    /// Let tests skip (saying why) when the corpus or the generator in `../shared` is
+    /// missing; by default, as root, a test that would skip fails.
+    #[arg(long)]
+    pub allow_skips: bool,
     /// Extra arguments for `cargo test` (after `--`), e.g. a test name filter.
     #[arg(last = true)]
     pub args: Vec<String>,
@@ -26,11 +34,23 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     if !options.no_setup {
         crate::setup::run(&crate::setup::Options::default())?;
     }
+    let strict = crate::util::is_root() && !options.allow_skips;
     if !crate::util::is_root() {
         eprintln!(
             "xtask test: not root: the live-capture and namespace tests will skip \
              (run as root for the full suite)"
         );
+    }
+    let shared = crate::util::workspace_root().join("../shared");
+    if strict {
+        for need in ["captures/INDEX.tsv", "tools/http-capture-gen/generate.sh"] {
+            anyhow::ensure!(
+                shared.join(need).is_file(),
+                "xtask test: {} is missing: the corpus and generator tests need `../shared` \
+                 beside the repository (pass --allow-skips to run without them)",
+                shared.join(need).display()
+            );
+        }
     }
     if options.lint {
         run_loud(cargo().args(["fmt", "--all", "--check"]))?;
@@ -44,9 +64,11 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
         ]))?;
     }
     run_loud(cargo().args(["build", "--workspace", "--all-targets"]))?;
-    run_loud(
-        cargo()
-            .args(["test", "--workspace", "--no-fail-fast"])
-            .args(&options.args),
-    )
+    let mut test = cargo();
+    test.args(["test", "--workspace", "--no-fail-fast"])
+        .args(&options.args);
+    if strict {
+        test.env("SNIFFER_TESTS_STRICT", "1");
+    }
+    run_loud(&mut test)
 }

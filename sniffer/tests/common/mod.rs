@@ -19,12 +19,23 @@ pub fn corpus() -> Option<PathBuf> {
     if dir.join("INDEX.tsv").is_file() && dir.join("ref").is_dir() {
         Some(dir)
     } else {
-        eprintln!(
-            "SKIPPED: no corpus at {} (set SNIFFER_CORPUS to the captures directory)",
+        skip(&format!(
+            "no corpus at {} (set SNIFFER_CORPUS to the captures directory)",
             dir.display()
-        );
+        ));
         None
     }
+}
+
+/// Says why a test does not run; fails instead when `cargo xtask test` runs the full suite
+/// (`SNIFFER_TESTS_STRICT`), so that a missing corpus or privilege cannot pass unnoticed.
+pub fn skip(why: &str) {
+    assert!(
+        std::env::var_os("SNIFFER_TESTS_STRICT").is_none(),
+        "this test cannot run: {why} (SNIFFER_TESTS_STRICT is set; \
+         `cargo xtask test --allow-skips` lets it skip)"
+    );
+    eprintln!("SKIPPED: {why}");
 }
 
 /// Rows of a TSV file (first line = header) as header-name → value maps.
