@@ -4,6 +4,7 @@ mod bench;
 mod bench_live;
 mod build_ebpf;
 mod demo;
+mod floor;
 mod run;
 mod setup;
 mod test;
