@@ -237,3 +237,27 @@ fn body_bytes(out: &Path) -> anyhow::Result<u64> {
     }
     Ok(total)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::body_bytes;
+
+    #[test]
+    fn body_bytes_counts_saved_bodies_not_merged_copies() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = [
+            r#"{"file":"0-0-a.mp3","size":1000,"status":206}"#,
+            r#"{"file":"1-0-a.mp3","size":500,"status":206}"#,
+            r#"{"file":"a.mp3","size":1500,"status":200,"merged_from":["0-0-a.mp3","1-0-a.mp3"]}"#,
+            r#"{"file":"2-0-b.html","size":7,"status":200}"#,
+        ]
+        .join("\n");
+        std::fs::write(dir.path().join("index.jsonl"), index).unwrap();
+        assert_eq!(body_bytes(dir.path()).unwrap(), 1507);
+        std::fs::write(dir.path().join("index.jsonl"), r#"{"file":"x"}"#).unwrap();
+        assert!(
+            body_bytes(dir.path()).is_err(),
+            "a line without a size is an error"
+        );
+    }
+}
