@@ -58,8 +58,9 @@ pub struct Config {
     /// Bit set of `FLAG_*`.
     pub flags: u32,
     /// Wake the reader when the bytes waiting in the ring cross a multiple of this
-    /// threshold (0: the kernel's default, a wakeup whenever the reader has caught up). Smaller batches are
-    /// drained on the reader's poll interval: one wakeup per batch, not one per packet.
+    /// threshold (0: the kernel's default, a wakeup whenever the reader has caught up).
+    /// Smaller batches are drained on the reader's poll interval: one wakeup per batch,
+    /// not one per packet.
     pub wakeup_bytes: u32,
     /// Zero; keeps the size a multiple of 8 with no implicit padding.
     pub reserved: u32,

@@ -15,8 +15,8 @@
 //!    it with `bpf_skb_load_bytes`, straight into the ring: one copy per packet, no
 //!    staging buffer. Userspace takes the length from `RecordHeader::cap_len`; the rest of
 //!    the class is slack. A full ring counts `RingFull`; a failed copy discards the
-//!    record and counts `CopyFailed`. The reader is woken only when
-//!    `Config::wakeup_bytes` are waiting; it polls for smaller batches.
+//!    record and counts `CopyFailed`. The reader is woken each time the waiting bytes
+//!    cross a multiple of `Config::wakeup_bytes`; it polls for smaller batches.
 //!
 //! All packet reads go through `bpf_skb_load_bytes`: socket filters have no direct packet
 //! access. `skb->data` starts at the link-layer header for an AF_PACKET SOCK_RAW socket.

@@ -391,16 +391,15 @@ impl Decoder {
             Err(_) => false,
         };
         let complete = added && entry.buf.is_complete();
-        if !added || complete {
-            let done = d.partial.remove(&key).map(|p| p.buf.take_bufs());
-            if let Some((bytes, sections)) = done {
-                if complete {
-                    let old = std::mem::replace(&mut d.out, bytes);
-                    d.recycle(old, sections);
-                } else {
-                    d.recycle(bytes, sections);
-                }
+        if (!added || complete)
+            && let Some(p) = d.partial.remove(&key)
+        {
+            let (mut bytes, sections) = p.buf.take_bufs();
+            if complete {
+                // The datagram becomes `out`; the previous `out` goes back for reuse.
+                std::mem::swap(&mut d.out, &mut bytes);
             }
+            d.recycle(bytes, sections);
         }
         self.stats.defrag_in_flight = d.partial.len() as u64;
         if !added {

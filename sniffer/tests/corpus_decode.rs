@@ -263,21 +263,16 @@ fn tcp_frame(sport: u16, payload: &[u8]) -> Vec<u8> {
 trait Endian {
     fn big_endian(&self) -> bool;
     fn out(&mut self) -> &mut Vec<u8>;
-    fn u16(&mut self, v: u16) {
-        let b = if self.big_endian() {
-            v.to_be_bytes()
-        } else {
-            v.to_le_bytes()
-        };
+    /// Appends `be` or `le`, whichever is this capture's byte order.
+    fn put<const N: usize>(&mut self, be: [u8; N], le: [u8; N]) {
+        let b = if self.big_endian() { be } else { le };
         self.out().extend_from_slice(&b);
     }
+    fn u16(&mut self, v: u16) {
+        self.put(v.to_be_bytes(), v.to_le_bytes());
+    }
     fn u32(&mut self, v: u32) {
-        let b = if self.big_endian() {
-            v.to_be_bytes()
-        } else {
-            v.to_le_bytes()
-        };
-        self.out().extend_from_slice(&b);
+        self.put(v.to_be_bytes(), v.to_le_bytes());
     }
 }
 

@@ -23,7 +23,6 @@
 
 use std::{
     io::{BufRead, BufReader, Read},
-    path::PathBuf,
     process::{Child, Command, Stdio},
     time::Duration,
 };
@@ -119,7 +118,7 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
         );
     }
     run_loud(util::cargo().args(["build", "--release", "-p", "sniffer", "--bin", "sniffer"]))?;
-    let bin = target_dir().join("release").join("sniffer");
+    let bin = crate::bench::sniffer_bin();
     ensure!(bin.exists(), "{} was not built", bin.display());
 
     let server = Netns::new("bs")?;
@@ -262,11 +261,6 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
         drops(Mode::TcpdumpBigBuffer)
     );
     Ok(())
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| util::workspace_root().join("target"), PathBuf::from)
 }
 
 /// curl in the client namespace: (bytes, seconds).

@@ -24,7 +24,7 @@ use tests::{
     audio::{AudioServer, fetches, write_mp3_like},
 };
 
-use crate::util::{cargo, is_root, run_loud, workspace_root};
+use crate::util::{cargo, is_root, run_loud, target_dir};
 
 #[derive(Debug, Args)]
 pub struct Options {
@@ -34,11 +34,6 @@ pub struct Options {
     /// Keep the saved files here (default: a temporary directory, removed at the end).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| workspace_root().join("target"), PathBuf::from)
 }
 
 fn sha256(path: &Path) -> anyhow::Result<String> {

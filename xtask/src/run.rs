@@ -4,7 +4,7 @@
 
 use clap::Args;
 
-use crate::util::{cargo, run_loud, workspace_root};
+use crate::util::{cargo, run_loud, target_dir};
 
 #[derive(Debug, Args)]
 pub struct Options {
@@ -28,10 +28,7 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
         build.arg("--release");
     }
     run_loud(&mut build)?;
-    let bin = workspace_root()
-        .join("target")
-        .join(profile)
-        .join("sniffer");
+    let bin = target_dir().join(profile).join("sniffer");
     // A subcommand given after `--` goes first: `-- flows` → `sniffer flows -i DEV`.
     let mut cmd = std::process::Command::new(bin);
     let (sub, rest) = match options.args.split_first() {

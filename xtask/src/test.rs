@@ -41,8 +41,8 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
              (run as root for the full suite)"
         );
     }
-    let shared = crate::util::workspace_root().join("../shared");
     if strict {
+        let shared = crate::util::workspace_root().join("../shared");
         for need in ["captures/INDEX.tsv", "tools/http-capture-gen/generate.sh"] {
             anyhow::ensure!(
                 shared.join(need).is_file(),
@@ -68,7 +68,7 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     test.args(["test", "--workspace", "--no-fail-fast"])
         .args(&options.args);
     if strict {
-        test.env("SNIFFER_TESTS_STRICT", "1");
+        test.env(::tests::STRICT_ENV, "1");
     }
     run_loud(&mut test)
 }

@@ -311,12 +311,7 @@ impl Extractor {
 
     /// What was counted so far (final after [`Self::finish`]).
     pub fn stats(&self) -> ExtractStats {
-        let w = self
-            .writer
-            .stats
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
+        let w = writer::counts(&self.writer.stats).clone();
         ExtractStats {
             write_errors: w.write_errors + self.stats.write_errors,
             kept_raw: self.stats.kept_raw,

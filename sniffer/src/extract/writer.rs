@@ -40,6 +40,16 @@ const QUEUE: usize = 32;
 /// The hasher also writes a buffer while fewer than this many jobs wait for it.
 const DELEGATE_BELOW: usize = 3;
 
+/// What a gap is written and hashed as, a piece at a time.
+const ZEROS: [u8; 8192] = [0; 8192];
+
+/// The counters, also after a thread panicked while holding them.
+pub(super) fn counts(stats: &Mutex<ExtractStats>) -> std::sync::MutexGuard<'_, ExtractStats> {
+    stats
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// One unit of work, in order.
 pub(super) enum Job {
     /// A new file, created by the extractor.
@@ -234,7 +244,6 @@ impl Stage {
                 Hash::Data { id, buf, write }
             }
             Job::Pad { id, len } => {
-                const ZEROS: [u8; 8192] = [0; 8192];
                 if let Some(f) = open.get_mut(&id) {
                     let mut left = len;
                     while left > 0 && f.error.is_none() {
@@ -272,10 +281,7 @@ impl Stage {
                     Hash::Merged { entry }
                 }
                 Err(e) => {
-                    stats
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .write_errors += 1;
+                    counts(stats).write_errors += 1;
                     log::warn!("merging 206 parts into {}: {e}", entry.file);
                     return None;
                 }
@@ -298,9 +304,7 @@ fn hash(
     let mut index_line = |entry: &IndexEntry| {
         let mut line = serde_json::to_vec(entry).expect("plain data serializes");
         line.push(b'\n');
-        let mut s = stats
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut s = counts(stats);
         s.saved += 1;
         s.bytes += entry.size;
         s.incomplete += u64::from(!entry.complete);
@@ -330,7 +334,6 @@ fn hash(
                 let _ = spare.send(buf);
             }
             Hash::Pad { id, len: n } => {
-                const ZEROS: [u8; 8192] = [0; 8192];
                 if let Some((h, len, _)) = open.get_mut(&id) {
                     let mut left = n;
                     while left > 0 {
@@ -354,10 +357,7 @@ fn hash(
                 // A write error from either thread: the extractor's came first if both.
                 if let Some(e) = error.or(written) {
                     log::warn!("{}: {e}", entry.file);
-                    stats
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .write_errors += 1;
+                    counts(stats).write_errors += 1;
                     entry.notes.push(format!("write failed: {e}"));
                     entry.complete = false;
                 }
@@ -367,10 +367,7 @@ fn hash(
                 open.remove(&id);
             }
             Hash::Merged { entry } => {
-                stats
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .merged += 1;
+                counts(stats).merged += 1;
                 index_line(&entry);
             }
             Hash::Sync(reply) => {

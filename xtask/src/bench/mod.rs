@@ -17,7 +17,7 @@ use std::{
 use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
 
-use crate::util::{Measurement, cargo, is_root, run_loud, workspace_root};
+use crate::util::{Measurement, cargo, is_root, run_loud, target_dir, workspace_root};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Which {
@@ -85,21 +85,14 @@ pub const RUNS: usize = 5;
 /// tshark takes 15-30 s and 1.5-2 GB per run on 1 GB: fewer runs, still a median.
 pub const TSHARK_RUNS: usize = 3;
 
-/// Where cargo put the release build (`CARGO_TARGET_DIR` or `target/`).
-fn release_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| workspace_root().join("target"), PathBuf::from)
-        .join("release")
-}
-
 /// The release binary of sniffer.
 pub fn sniffer_bin() -> PathBuf {
-    release_dir().join("sniffer")
+    target_dir().join("release/sniffer")
 }
 
 /// A release example binary.
 pub fn example_bin(name: &str) -> PathBuf {
-    release_dir().join("examples").join(name)
+    target_dir().join("release/examples").join(name)
 }
 
 /// Run `bench(capture, capture size, sniffer binary, scratch dir on tmpfs)` and remove the
