@@ -12,9 +12,8 @@ use std::time::Duration;
 use libfuzzer_sys::fuzz_target;
 use sniffer::{
     Direction, EndReason, Listener, Segment, SessionInfo, Timestamp,
-    config::FlowConfig,
     decode::TcpFlags,
-    flow::{FlowTable, SessionStats},
+    flow::{FlowConfig, FlowTable, SessionStats},
     tcp::{Assembler, SeqNum, Sink},
 };
 

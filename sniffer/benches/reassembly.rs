@@ -15,9 +15,8 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sniffer::{
     Direction, Listener, Segment, SessionInfo, Timestamp,
-    config::FlowConfig,
     decode::TcpFlags,
-    flow::FlowTable,
+    flow::{FlowConfig, FlowTable},
     tcp::{Assembler, SeqNum, Sink},
 };
 

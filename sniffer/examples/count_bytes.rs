@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use sniffer::{Direction, EndReason, Listener, SessionInfo, Timestamp, capture, config, pipeline};
+use sniffer::{Direction, EndReason, Listener, SessionInfo, Timestamp, capture, flow, pipeline};
 
 #[derive(Default)]
 struct Counter {
@@ -33,10 +33,10 @@ fn main() -> anyhow::Result<()> {
     let path = std::env::args_os()
         .nth(1)
         .ok_or_else(|| anyhow::anyhow!("usage: count_bytes FILE"))?;
-    let mut source = capture::open(&config::Input::Files(vec![path.into()]))?;
+    let mut source = capture::open(&capture::Input::Files(vec![path.into()]))?;
     let stats = pipeline::run(
         source.as_mut(),
-        &config::FlowConfig::default(),
+        &flow::FlowConfig::default(),
         &mut Counter::default(),
     )?;
     eprintln!(

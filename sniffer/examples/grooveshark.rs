@@ -14,8 +14,8 @@
 use std::{fs::File, io::Write as _, path::PathBuf, process::ExitCode};
 
 use sniffer::{
-    capture,
-    config::{FlowConfig, Input, LiveConfig},
+    capture::{self, Input, LiveOptions},
+    flow::FlowConfig,
     http::{BodyEvent, HttpAnalyzer, HttpListener, Limits, Transaction},
     pipeline,
 };
@@ -109,7 +109,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let input = match args.first().map(String::as_str) {
         Some("-r") if args.len() >= 2 => Input::Files(vec![args[1].clone().into()]),
-        Some("-i") if args.len() >= 2 => Input::Live(LiveConfig {
+        Some("-i") if args.len() >= 2 => Input::Live(LiveOptions {
             iface: args[1].clone(),
             ports: vec![80],
             all_tcp: false,

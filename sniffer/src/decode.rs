@@ -11,8 +11,8 @@ use etherparse::{
 };
 
 use crate::{
-    capture::{Frame, Timestamp},
-    tcp::SeqNum,
+    capture::Frame,
+    wire::{SeqNum, Timestamp},
 };
 
 /// TCP header flags, as the bits of byte 13 of the header.

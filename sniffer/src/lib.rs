@@ -14,20 +14,50 @@
 //!
 //! [`pipeline`] drives a [`capture::PacketSource`] through that chain into a
 //! [`listener::Listener`]; live and offline input share everything below the source.
+//!
+//! # Layers
+//!
+//! The modules below are declared lowest layer first. A module imports only from the
+//! layers declared before it (`cargo xtask layers` checks this), so imports run one way,
+//! down: the ground floor [`wire`] imports nothing of the crate, and nothing imports
+//! [`output`]. Each layer's settings are defined beside it ([`capture::LiveOptions`],
+//! [`flow::FlowConfig`], [`http::Limits`], [`extract::ExtractConfig`]). The command line
+//! is the binary's (`src/main.rs` and `src/app/`), not the library's.
 
-pub mod app;
+// Ground floor: Timestamp, Direction, FlowKey, SeqNum.
+pub mod wire;
+
+// Frames from a live device or from capture files.
 pub mod capture;
-pub mod cli;
-pub mod config;
+
+// Frames to TCP segments.
 pub mod decode;
-pub mod extract;
-pub mod flow;
-pub mod http;
-pub mod listener;
-pub mod output;
-pub mod pipeline;
+
+// Reassembly of one direction, in offsets and sequence numbers.
 pub mod tcp;
 
-pub use capture::{Frame, LinkType, PacketSource, Timestamp};
+// The event API: Listener, SessionInfo, the per-session counters it hands out.
+pub mod listener;
+
+// The session table: segments in, listener events out.
+pub mod flow;
+
+// Source → decode → flow table → listener.
+pub mod pipeline;
+
+// HTTP/1.x transactions, a Listener.
+pub mod http;
+
+// Saving bodies as files, an HttpListener.
+pub mod extract;
+
+// What the user sees: flow tables, followed streams, JSON lines.
+pub mod output;
+
+// Old paths, kept working for code written before the settings moved beside their layers.
+pub mod config;
+
+pub use capture::{Frame, LinkType, PacketSource};
 pub use decode::Segment;
-pub use listener::{Direction, EndReason, Listener, SessionInfo};
+pub use listener::{EndReason, Listener, SessionInfo};
+pub use wire::{Direction, Timestamp};

@@ -8,7 +8,7 @@
 //! ```no_run
 //! use std::collections::HashMap;
 //! use sniffer::{Direction, EndReason, Listener, SessionInfo, Timestamp};
-//! use sniffer::{capture, config, pipeline};
+//! use sniffer::{capture, flow, pipeline};
 //!
 //! #[derive(Default)]
 //! struct Counter(HashMap<u64, [u64; 2]>);
@@ -24,8 +24,8 @@
 //! }
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let mut source = capture::open(&config::Input::Files(vec!["dump.pcap".into()]))?;
-//! let stats = pipeline::run(source.as_mut(), &config::FlowConfig::default(), &mut Counter::default())?;
+//! let mut source = capture::open(&capture::Input::Files(vec!["dump.pcap".into()]))?;
+//! let stats = pipeline::run(source.as_mut(), &flow::FlowConfig::default(), &mut Counter::default())?;
 //! eprintln!("{} sessions, {} bytes missing", stats.flow.sessions, stats.flow.gap_bytes);
 //! # Ok(())
 //! # }
@@ -38,40 +38,8 @@
 
 use std::{fmt, net::SocketAddr};
 
-use crate::capture::Timestamp;
-
-/// Which way bytes flow in a session.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Direction {
-    /// From the client (originator) to the server: ctos.
-    Orig,
-    /// From the server (responder) to the client: stoc.
-    Resp,
-}
-
-impl Direction {
-    /// The other direction.
-    pub const fn reverse(self) -> Self {
-        match self {
-            Self::Orig => Self::Resp,
-            Self::Resp => Self::Orig,
-        }
-    }
-    /// 0 for `Orig`, 1 for `Resp`: an index into per-direction arrays.
-    pub const fn index(self) -> usize {
-        self as usize
-    }
-}
-
-impl fmt::Display for Direction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Orig => "orig",
-            Self::Resp => "resp",
-        })
-    }
-}
+use crate::tcp::AssemblerStats;
+pub use crate::wire::{Direction, Timestamp};
 
 /// Who talks in a session, fixed when the session starts.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -171,11 +139,87 @@ pub trait Listener {
 
     /// The session left the table: its final counters. Called once per session, after
     /// `session_end` (a closed session lingers a while so its last ACKs count in it).
-    fn session_stats(&mut self, _session: &SessionInfo, _stats: &crate::flow::SessionStats) {}
+    fn session_stats(&mut self, _session: &SessionInfo, _stats: &SessionStats) {}
 
     /// Checked after every packet: `true` stops the capture early (the pipeline then ends
     /// every open session as at the end of the capture). For `--once`-style consumers.
     fn should_stop(&self) -> bool {
         false
+    }
+}
+
+/// How a session ended up, for `flows`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionState {
+    /// Still open when it left the table (end of capture, or evicted while open).
+    Open,
+    /// Closed by FIN both ways.
+    Fin,
+    /// Closed by RST.
+    Rst,
+    /// Ended by the idle timeout.
+    Timeout,
+    /// Evicted to stay within the bounds.
+    Evicted,
+}
+
+impl fmt::Display for SessionState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Open => "open",
+            Self::Fin => "fin",
+            Self::Rst => "rst",
+            Self::Timeout => "timeout",
+            Self::Evicted => "evicted",
+        })
+    }
+}
+
+/// One direction's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DirStats {
+    /// Packets sent this way.
+    pub packets: u64,
+    /// Payload bytes sent this way, as on the wire (retransmissions included).
+    pub bytes: u64,
+    /// Reassembly counters (delivered, gaps, retransmitted, conflicts, ...).
+    #[serde(flatten)]
+    pub asm: AssemblerStats,
+    /// Payload bytes after the FIN, on a RST, or after the session closed: dropped.
+    pub after_close: u64,
+    /// Payload bytes before the stream's start: dropped.
+    pub before_start: u64,
+    /// SYN seen from this side.
+    pub syn: bool,
+    /// FIN seen from this side.
+    pub fin: bool,
+    /// RSTs ignored: sequence number far outside the stream (blind injection).
+    pub rst_ignored: u64,
+}
+
+/// A session's final counters, handed to [`Listener::session_stats`].
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SessionStats {
+    /// Client → server.
+    pub orig: DirStats,
+    /// Server → client.
+    pub resp: DirStats,
+    /// SYN and SYN-ACK were both seen.
+    pub handshake: bool,
+    /// How it ended.
+    pub state: SessionState,
+    /// Time of the last packet.
+    #[serde(skip)]
+    pub last: Timestamp,
+}
+
+impl SessionStats {
+    /// One direction's counters.
+    pub const fn dir(&self, dir: Direction) -> &DirStats {
+        match dir {
+            Direction::Orig => &self.orig,
+            Direction::Resp => &self.resp,
+        }
     }
 }

@@ -1,11 +1,10 @@
-//! The `sniffer` command: parse, validate, run, exit.
+//! The `sniffer` command: parse, validate, run, exit. The program lives in [`app`]; the
+//! library (`sniffer::…`) knows nothing of the command line.
 
+mod app;
+
+use app::{cli::Cli, config::Config, exit::ExitCode};
 use clap::Parser as _;
-use sniffer::{
-    app,
-    cli::Cli,
-    config::{Config, ExitCode},
-};
 
 fn main() -> std::process::ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();

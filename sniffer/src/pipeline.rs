@@ -14,10 +14,10 @@
 
 use crate::{
     capture::{CaptureError, PacketSource, Poll, SourceStats},
-    config::FlowConfig,
     decode::{DecodeStats, Decoder},
-    flow::{FlowStats, FlowTable},
+    flow::{FlowConfig, FlowStats, FlowTable},
     listener::Listener,
+    wire::Timestamp,
 };
 
 /// What every stage counted: shown at the end so nothing is lost silently.
@@ -56,7 +56,7 @@ pub fn run<L: Listener + ?Sized>(
 ) -> Result<PipelineStats, PipelineError> {
     let mut decoder = Decoder::new();
     let mut table = FlowTable::new(flow);
-    let mut last_ts = crate::capture::Timestamp(0);
+    let mut last_ts = Timestamp(0);
     let mut stopped_early = false;
     let outcome = loop {
         if listener.should_stop() {
@@ -101,7 +101,7 @@ mod tests {
 
     use super::*;
     use crate::{
-        capture::{Frame, LinkType, Timestamp},
+        capture::{Frame, LinkType},
         listener::{EndReason, SessionInfo},
     };
 

@@ -14,9 +14,9 @@ mod common;
 use common::{corpus, sha256_hex};
 
 use sniffer::{
-    capture,
-    config::{FlowConfig, Input},
+    capture::{self, Input},
     extract::{ExtractConfig, Extractor},
+    flow::FlowConfig,
     http::{HttpAnalyzer, Limits},
     pipeline,
 };

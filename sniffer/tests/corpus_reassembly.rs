@@ -12,9 +12,8 @@ mod common;
 use common::{corpus, sha256_hex as sha, tsv};
 
 use sniffer::{
-    capture::{self, Timestamp},
-    config::{FlowConfig, Input},
-    flow::SessionStats,
+    capture::{self, Input, Timestamp},
+    flow::{FlowConfig, SessionStats},
     listener::{Direction, Listener, SessionInfo},
     pipeline,
 };

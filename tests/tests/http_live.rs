@@ -7,9 +7,9 @@
 use std::{path::Path, process::Command, thread, time::Duration};
 
 use sniffer::{
-    capture::live::LiveSource,
-    config::{FlowConfig, LiveConfig},
+    capture::live::{LiveOptions, LiveSource},
     extract::{ExtractConfig, ExtractStats, Extractor},
+    flow::FlowConfig,
     http::{HttpAnalyzer, HttpStats, Limits},
     pipeline,
 };
@@ -37,7 +37,7 @@ fn main_job(v6: bool) {
     let song_sha = sha256_of(&song);
     let _server = AudioServer::start(&server_ns, www.path()).unwrap();
 
-    let config = LiveConfig {
+    let config = LiveOptions {
         iface: veth.b_if.clone(),
         ports: vec![80],
         all_tcp: false,

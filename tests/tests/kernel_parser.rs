@@ -12,8 +12,10 @@ use std::{
 
 use sniffer::{
     LinkType, PacketSource,
-    capture::{SourceStats, live::LiveSource},
-    config::LiveConfig,
+    capture::{
+        SourceStats,
+        live::{LiveOptions, LiveSource},
+    },
 };
 use tests::{Netns, VethPair, require_root};
 
@@ -86,7 +88,7 @@ fn capture_while(
     iface: &str,
     send: impl FnOnce() + Send,
 ) -> (Vec<(LinkType, Vec<u8>)>, SourceStats) {
-    let config = LiveConfig {
+    let config = LiveOptions {
         iface: iface.to_owned(),
         ports: vec![80],
         all_tcp: false,

@@ -17,9 +17,8 @@ use sniffer::{
     PacketSource,
     capture::{
         KernelCounters, SourceStats,
-        live::{LiveSource, StopHandle},
+        live::{LiveOptions, LiveSource, StopHandle},
     },
-    config::LiveConfig,
 };
 use tests::{Child, HttpServer, Netns, VethPair, require_root, write_pattern_file};
 
@@ -106,7 +105,7 @@ fn fetch(lab: &Lab, v6: bool, port: u16) -> Fetch {
 /// Starts live capture on the server's veth end (inside its namespace) in a thread that
 /// collects owned frames until stopped.
 fn start_capture(lab: &Lab) -> (StopHandle, thread::JoinHandle<Captured>) {
-    let config = LiveConfig {
+    let config = LiveOptions {
         iface: lab.veth.a_if.clone(),
         ports: vec![80],
         all_tcp: false,

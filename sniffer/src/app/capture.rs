@@ -9,14 +9,12 @@ use std::{
     io::{self, BufWriter, Write},
 };
 
-use super::AppError;
-use crate::{
-    capture::{
-        self, LinkType, SourceStats, Timestamp,
-        writer::{Format, PcapWriter, WriterError},
-    },
-    config::{CaptureConfig, Input},
+use sniffer::capture::{
+    self, Input, LinkType, SourceStats, Timestamp,
+    writer::{Format, PcapWriter, WriterError},
 };
+
+use super::{AppError, config::CaptureConfig};
 
 /// Output buffer for small packets; larger ones (TSO/GRO skbs) bypass it in one `writev`
 /// instead of being copied into it.
@@ -124,7 +122,7 @@ fn report(stats: &SourceStats, written: u64, target: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::KernelCounters;
+    use sniffer::capture::KernelCounters;
 
     #[test]
     fn report_names_every_counter() {

@@ -2,8 +2,9 @@
 
 use std::io::{self, BufWriter};
 
-use super::AppError;
-use crate::{capture, config::FlowsConfig, output::flows::FlowsPrinter, pipeline};
+use sniffer::{capture, output::flows::FlowsPrinter, pipeline};
+
+use super::{AppError, config::FlowsConfig};
 
 pub(super) fn run(config: &FlowsConfig) -> Result<(), AppError> {
     let mut source = capture::open(&config.input)?;
@@ -27,7 +28,10 @@ pub(super) fn run(config: &FlowsConfig) -> Result<(), AppError> {
         Err(e) => (*e.stats, Some(e.source)),
     };
     let written = printer.finish();
-    eprintln!("sniffer: {}", crate::output::flows::closing_summary(&stats));
+    eprintln!(
+        "sniffer: {}",
+        sniffer::output::flows::closing_summary(&stats)
+    );
     written.map_err(|source| AppError::Io {
         what: if config.write_flows.is_some() {
             "writing flows".into()

@@ -2,13 +2,13 @@
 
 use std::io::{self, BufWriter};
 
-use super::AppError;
-use crate::{
+use sniffer::{
     capture,
-    config::{FlowSelector, FollowConfig},
-    output::follow::Follower,
+    output::follow::{FlowSelector, FollowFormat, Follower},
     pipeline,
 };
+
+use super::{AppError, config::FollowConfig};
 
 pub(super) fn run(config: &FollowConfig) -> Result<(), AppError> {
     let mut source = capture::open(&config.input)?;
@@ -23,7 +23,10 @@ pub(super) fn run(config: &FollowConfig) -> Result<(), AppError> {
         source,
     })?;
     let Some(session) = session else {
-        eprintln!("sniffer: {}", crate::output::flows::closing_summary(&stats));
+        eprintln!(
+            "sniffer: {}",
+            sniffer::output::flows::closing_summary(&stats)
+        );
         if let Some(e) = failed {
             return Err(e.into());
         }
@@ -43,13 +46,13 @@ pub(super) fn run(config: &FollowConfig) -> Result<(), AppError> {
         session.client,
         session.server,
         gaps.len(),
-        if config.format == crate::cli::FollowFormat::Raw && missing > 0 {
+        if config.format == FollowFormat::Raw && missing > 0 {
             " (raw output skips them; offsets below)"
         } else {
             ""
         }
     );
-    if config.format == crate::cli::FollowFormat::Raw {
+    if config.format == FollowFormat::Raw {
         for (dir, offset, len) in &gaps {
             eprintln!("sniffer:   {dir} [{len} bytes missing] at offset {offset}");
         }
@@ -57,7 +60,10 @@ pub(super) fn run(config: &FollowConfig) -> Result<(), AppError> {
     if stats.stopped_early {
         eprintln!("sniffer: stopped reading once the stream ended");
     } else {
-        eprintln!("sniffer: {}", crate::output::flows::closing_summary(&stats));
+        eprintln!(
+            "sniffer: {}",
+            sniffer::output::flows::closing_summary(&stats)
+        );
     }
     match failed {
         Some(e) => Err(e.into()),

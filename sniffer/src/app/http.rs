@@ -5,15 +5,15 @@ use std::{
     sync::atomic::{AtomicBool, Ordering},
 };
 
-use super::AppError;
-use crate::{
-    capture,
-    config::{HttpConfig, Input},
+use sniffer::{
+    capture::{self, Input},
     extract::{ExtractConfig, Extractor},
     http::{BodyEvent, HttpAnalyzer, HttpListener, Limits, Transaction},
     output::jsonl::TransactionRecord,
     pipeline,
 };
+
+use super::{AppError, config::HttpConfig};
 
 /// Set by SIGINT while a capture file is read: stop, and flush what is open.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -152,7 +152,10 @@ pub(super) fn run(config: &HttpConfig) -> Result<(), AppError> {
         summary += "; interrupted";
     }
     eprintln!("{summary}");
-    eprintln!("sniffer: {}", crate::output::flows::closing_summary(&stats));
+    eprintln!(
+        "sniffer: {}",
+        sniffer::output::flows::closing_summary(&stats)
+    );
     if let Some(e) = printer.error.take() {
         return Err(AppError::Io {
             what: "writing transactions".into(),

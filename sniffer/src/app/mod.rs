@@ -1,14 +1,19 @@
-//! The commands: each file here wires a validated config to the library and prints.
+//! The program: the command line ([`cli`]), checked once into a [`config::Config`], and
+//! one file per command that wires that config to the library and prints. Only the binary
+//! compiles this; the library knows nothing of it.
 
 mod capture;
+pub mod cli;
+pub mod config;
+pub mod exit;
 mod flows;
 mod follow;
 mod http;
 
-use crate::{
-    capture::{CaptureError, live::LiveError},
-    config::{Config, ConfigError, ExitCode},
-};
+use sniffer::capture::{CaptureError, live::LiveError};
+
+use config::{Config, ConfigError};
+use exit::ExitCode;
 
 /// Why a command failed. Each variant knows its exit code.
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +29,7 @@ pub enum AppError {
     NotFound(String),
     /// The output directory or a saved file could not be created.
     #[error(transparent)]
-    Extract(#[from] crate::extract::ExtractError),
+    Extract(#[from] sniffer::extract::ExtractError),
     /// Writing output failed.
     #[error("{what}: {source}")]
     Io {

@@ -40,7 +40,21 @@ use super::{
     CaptureError, Frame, IDLE_TICK, KernelCounters, LinkType, PacketSource, Poll, SourceStats,
     Timestamp,
 };
-use crate::config::LiveConfig;
+
+/// What a live capture selects and how: the live source's own settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LiveOptions {
+    /// Device name.
+    pub iface: String,
+    /// Ports selected in the kernel; empty with `all_tcp`.
+    pub ports: Vec<u16>,
+    /// Select every TCP packet.
+    pub all_tcp: bool,
+    /// Bytes copied per packet, 1..=65536.
+    pub snaplen: u32,
+    /// Ring buffer size in bytes (a power of two, at least a page).
+    pub ring_bytes: u32,
+}
 
 /// The kernel program, built by `build.rs` (empty when built with `AYA_BUILD_SKIP=1`).
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sniffer-ebpf"));
@@ -277,7 +291,7 @@ impl LiveSource {
     ///
     /// # Errors
     /// See [`LiveError`]: each variant names the cause and the fix.
-    pub fn open(config: &LiveConfig) -> Result<Self, LiveError> {
+    pub fn open(config: &LiveOptions) -> Result<Self, LiveError> {
         if EBPF_OBJECT.is_empty() {
             return Err(LiveError::ObjectMissing);
         }
@@ -665,7 +679,7 @@ fn socket(
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-fn load(config: &LiveConfig) -> Result<Ebpf, LiveError> {
+fn load(config: &LiveOptions) -> Result<Ebpf, LiveError> {
     let log_level = log::max_level() as u8;
     let ports = u32::try_from(config.ports.len().max(1)).unwrap_or(u32::MAX);
     EbpfLoader::new()
@@ -726,7 +740,7 @@ fn program_load_error(e: ProgramError) -> LiveError {
     }
 }
 
-fn fill_maps(ebpf: &mut Ebpf, config: &LiveConfig, flags: u32) -> Result<(), LiveError> {
+fn fill_maps(ebpf: &mut Ebpf, config: &LiveOptions, flags: u32) -> Result<(), LiveError> {
     let map_err = |name| move |source| LiveError::Map { name, source };
     let mut ports: HashMap<_, u16, u8> = HashMap::try_from(
         ebpf.map_mut(names::PORTS)
@@ -912,7 +926,7 @@ mod load_tests {
 
     /// A capture of `port` on loopback, with a small ring.
     fn open_lo(port: u16) -> LiveSource {
-        LiveSource::open(&LiveConfig {
+        LiveSource::open(&LiveOptions {
             iface: "lo".into(),
             ports: vec![port],
             all_tcp: false,

@@ -7,37 +7,10 @@ pub mod live;
 mod mapped;
 pub mod writer;
 
-use std::fmt;
+use std::path::PathBuf;
 
-/// A point in time: nanoseconds since the Unix epoch (UTC).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Timestamp(pub u64);
-
-impl Timestamp {
-    /// From seconds and nanoseconds since the epoch.
-    pub const fn from_parts(secs: u64, nanos: u32) -> Self {
-        Self(secs * 1_000_000_000 + nanos as u64)
-    }
-    /// Whole seconds since the epoch.
-    pub const fn secs(self) -> u64 {
-        self.0 / 1_000_000_000
-    }
-    /// Nanoseconds within the second.
-    pub const fn subsec_nanos(self) -> u32 {
-        (self.0 % 1_000_000_000) as u32
-    }
-    /// Seconds as a float, for display and JSON.
-    pub fn as_secs_f64(self) -> f64 {
-        self.0 as f64 / 1e9
-    }
-}
-
-impl fmt::Display for Timestamp {
-    /// `SECONDS.MICROS`, as tcpdump and tshark print epoch times.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{:06}", self.secs(), self.subsec_nanos() / 1000)
-    }
-}
+pub use crate::wire::Timestamp;
+pub use live::LiveOptions;
 
 /// The link layer of a frame, named after its pcap LINKTYPE.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -121,15 +94,24 @@ impl Frame<'_> {
     }
 }
 
-/// Open the configured input as a packet source.
+/// Where packets come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// Capture files, merged in timestamp order (`-` is standard input).
+    Files(Vec<PathBuf>),
+    /// A live device.
+    Live(LiveOptions),
+}
+
+/// Open an input as a packet source.
 ///
 /// # Errors
 /// A capture file that cannot be opened or whose header is damaged, or a live device that
 /// cannot be opened.
-pub fn open(input: &crate::config::Input) -> Result<Box<dyn PacketSource>, CaptureError> {
+pub fn open(input: &Input) -> Result<Box<dyn PacketSource>, CaptureError> {
     match input {
-        crate::config::Input::Files(paths) => Ok(Box::new(file::FileSource::open(paths)?)),
-        crate::config::Input::Live(live) => Ok(Box::new(live::LiveSource::open(live)?)),
+        Input::Files(paths) => Ok(Box::new(file::FileSource::open(paths)?)),
+        Input::Live(live) => Ok(Box::new(live::LiveSource::open(live)?)),
     }
 }
 

@@ -6,9 +6,9 @@ use sha2::{Digest as _, Sha256};
 
 use super::*;
 use crate::{
-    capture::Timestamp,
     http::{HttpAnalyzer, Limits},
     listener::{Direction, EndReason, Listener as _, SessionInfo},
+    wire::Timestamp,
 };
 
 fn sha(data: &[u8]) -> String {

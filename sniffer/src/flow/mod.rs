@@ -34,101 +34,46 @@
 //!   idle (Zeek's 5 minutes). The retransmission check window adds at most
 //!   2 × [`crate::tcp::assembler::CHECK_WINDOW`] per session, grown only as data flows.
 
-mod key;
-
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-pub use key::{FlowKey, KeyHasher};
-
+pub use crate::listener::{DirStats, SessionState, SessionStats};
+pub use crate::wire::{FlowKey, KeyHasher};
 use crate::{
-    capture::Timestamp,
-    config::FlowConfig,
     decode::{Segment, TcpFlags},
     listener::{Direction, EndReason, Listener, SessionInfo},
-    tcp::{AssemblerStats, HalfStream, SeqNum, Sink},
+    tcp::{HalfStream, Sink},
+    wire::{SeqNum, Timestamp},
 };
+
+/// Reassembly bounds: the flow table's own settings (defaults in the module docs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowConfig {
+    /// Out-of-order bytes per direction.
+    pub max_ooo_bytes: u64,
+    /// Bytes buffered across all sessions.
+    pub memcap: u64,
+    /// Live sessions.
+    pub max_sessions: usize,
+    /// Idle timeout.
+    pub idle_timeout: Duration,
+}
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        Self {
+            max_ooo_bytes: 4 << 20,
+            memcap: 256 << 20,
+            max_sessions: 1_000_000,
+            idle_timeout: Duration::from_secs(300),
+        }
+    }
+}
 
 /// How long a closed session stays in the table to absorb its last packets (at most the
 /// idle timeout).
 pub const CLOSED_LINGER: Duration = Duration::from_secs(30);
-
-/// How a session ended up, for `flows`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SessionState {
-    /// Still open when it left the table (end of capture, or evicted while open).
-    Open,
-    /// Closed by FIN both ways.
-    Fin,
-    /// Closed by RST.
-    Rst,
-    /// Ended by the idle timeout.
-    Timeout,
-    /// Evicted to stay within the bounds.
-    Evicted,
-}
-
-impl std::fmt::Display for SessionState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Open => "open",
-            Self::Fin => "fin",
-            Self::Rst => "rst",
-            Self::Timeout => "timeout",
-            Self::Evicted => "evicted",
-        })
-    }
-}
-
-/// One direction's counters.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct DirStats {
-    /// Packets sent this way.
-    pub packets: u64,
-    /// Payload bytes sent this way, as on the wire (retransmissions included).
-    pub bytes: u64,
-    /// Reassembly counters (delivered, gaps, retransmitted, conflicts, ...).
-    #[serde(flatten)]
-    pub asm: AssemblerStats,
-    /// Payload bytes after the FIN, on a RST, or after the session closed: dropped.
-    pub after_close: u64,
-    /// Payload bytes before the stream's start: dropped.
-    pub before_start: u64,
-    /// SYN seen from this side.
-    pub syn: bool,
-    /// FIN seen from this side.
-    pub fin: bool,
-    /// RSTs ignored: sequence number far outside the stream (blind injection).
-    pub rst_ignored: u64,
-}
-
-/// A session's final counters, handed to [`Listener::session_stats`].
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct SessionStats {
-    /// Client → server.
-    pub orig: DirStats,
-    /// Server → client.
-    pub resp: DirStats,
-    /// SYN and SYN-ACK were both seen.
-    pub handshake: bool,
-    /// How it ended.
-    pub state: SessionState,
-    /// Time of the last packet.
-    #[serde(skip)]
-    pub last: Timestamp,
-}
-
-impl SessionStats {
-    /// One direction's counters.
-    pub const fn dir(&self, dir: Direction) -> &DirStats {
-        match dir {
-            Direction::Orig => &self.orig,
-            Direction::Resp => &self.resp,
-        }
-    }
-}
 
 /// What the table counted over all sessions.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]

@@ -34,8 +34,8 @@ pub use range::ContentRange;
 pub use whole::{Body, WholeBodies};
 
 use crate::{
-    capture::Timestamp,
     listener::{Direction, EndReason, Listener, SessionInfo},
+    wire::Timestamp,
 };
 
 /// Bounds on what one session may make the parser hold or produce.

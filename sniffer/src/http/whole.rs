@@ -130,9 +130,9 @@ mod tests {
 
     use super::*;
     use crate::{
-        capture::Timestamp,
         http::{HttpAnalyzer, Limits},
         listener::{Direction, EndReason, Listener as _, SessionInfo},
+        wire::Timestamp,
     };
 
     #[test]

@@ -11,10 +11,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use crate::{
-    capture::Timestamp,
-    flow::{SessionState, SessionStats},
-    listener::{Direction, EndReason, Listener, SessionInfo},
+    listener::{Direction, EndReason, Listener, SessionInfo, SessionState, SessionStats},
     pipeline::PipelineStats,
+    wire::Timestamp,
 };
 
 /// One session's row.
@@ -59,7 +58,7 @@ pub struct FlowRow {
 impl FlowRow {
     /// The row for a session that left the table.
     pub fn new(info: &SessionInfo, st: &SessionStats) -> Self {
-        let both = |f: fn(&crate::flow::DirStats) -> u64| f(&st.orig) + f(&st.resp);
+        let both = |f: fn(&crate::listener::DirStats) -> u64| f(&st.orig) + f(&st.resp);
         Self {
             stream: info.stream,
             client: info.client,
@@ -453,8 +452,8 @@ mod tests {
 
     fn stats(state: SessionState, orig: u64, resp: u64) -> SessionStats {
         let mut st = SessionStats {
-            orig: crate::flow::DirStats::default(),
-            resp: crate::flow::DirStats::default(),
+            orig: crate::listener::DirStats::default(),
+            resp: crate::listener::DirStats::default(),
             handshake: true,
             state,
             last: Timestamp(2_500_000_000),

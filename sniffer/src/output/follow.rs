@@ -9,11 +9,32 @@ use std::io::{self, Write};
 use std::net::SocketAddr;
 
 use crate::{
-    capture::Timestamp,
-    cli::FollowFormat,
-    config::FlowSelector,
     listener::{Direction, EndReason, Listener, SessionInfo},
+    wire::Timestamp,
 };
+
+/// Which session to follow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FlowSelector {
+    /// By stream index.
+    Stream(u64),
+    /// By its two endpoints, in either order.
+    Endpoints(SocketAddr, SocketAddr),
+}
+
+/// How the followed session is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FollowFormat {
+    /// Printable ASCII, other bytes as `.`.
+    #[default]
+    Ascii,
+    /// Hex dump.
+    Hex,
+    /// Exact bytes of one direction.
+    Raw,
+    /// JSON lines, one per monologue or gap.
+    Json,
+}
 
 /// A gap seen in the followed session: direction, stream offset, length.
 pub type GapRecord = (Direction, u64, u64);

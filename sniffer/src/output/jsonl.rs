@@ -125,8 +125,8 @@ fn printable(s: &str) -> String {
 mod tests {
     use super::*;
     use crate::{
-        capture::Timestamp,
         http::{BodyInfo, MessageHead, Method, Request, Response},
+        wire::Timestamp,
     };
 
     fn tx() -> Transaction {

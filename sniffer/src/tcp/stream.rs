@@ -18,7 +18,8 @@
 //!   capture did not. An ACK more than 1 GiB beyond the next expected byte is ignored as
 //!   bogus.
 
-use super::{Assembler, CapacityError, SeqNum, Sink};
+use super::{Assembler, CapacityError, Sink};
+use crate::wire::SeqNum;
 
 /// ACKs further than this beyond the next expected byte are ignored.
 const MAX_ACK_JUMP: i64 = 1 << 30;

@@ -1,4 +1,4 @@
-//! The command line, as clap parses it. [`crate::config`] turns it into a validated
+//! The command line, as clap parses it. [`super::config`] turns it into a validated
 //! `Config`; nothing here is trusted before that.
 
 use std::path::PathBuf;
@@ -167,7 +167,7 @@ pub struct FlowsArgs {
 
 /// How `follow` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum FollowFormat {
+pub enum FormatArg {
     /// Printable ASCII, other bytes as `.`.
     #[default]
     Ascii,
@@ -209,7 +209,7 @@ pub struct FollowArgs {
 
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
-    pub format: FollowFormat,
+    pub format: FormatArg,
 
     /// Only this direction (required for `--format raw`).
     #[arg(long, value_enum)]

@@ -1,4 +1,4 @@
-//! Session keys: the 4-tuple, the same whichever way a packet goes.
+//! Between whom: the 4-tuple of a session, the same whichever way a packet goes.
 
 use std::net::SocketAddr;
 
