@@ -5,6 +5,7 @@ mod bench_live;
 mod build_ebpf;
 mod demo;
 mod floor;
+mod layers;
 mod run;
 mod setup;
 mod test;
@@ -27,6 +28,8 @@ enum Command {
     BuildEbpf(build_ebpf::Options),
     /// Build and run sniffer on a device: `cargo xtask run --iface wlan1 [-- ARGS…]`.
     Run(run::Options),
+    /// Check that the library's imports run down the layers declared in lib.rs.
+    Layers(layers::Options),
     /// Run every test: unit, corpus, fuzz smoke, and the root-only netns tests.
     Test(test::Options),
     /// The main job, end to end: serve an MP3 in a namespace, sniff it live, save it.
@@ -42,6 +45,7 @@ fn main() -> anyhow::Result<()> {
         Command::Setup(o) => setup::run(&o),
         Command::BuildEbpf(o) => build_ebpf::run(&o),
         Command::Run(o) => run::run(&o),
+        Command::Layers(o) => layers::run(&o),
         Command::Test(o) => test::run(&o),
         Command::Demo(o) => demo::run(&o),
         Command::Bench(o) => bench::run(&o),

@@ -54,6 +54,19 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     }
     if options.lint {
         run_loud(cargo().args(["fmt", "--all", "--check"]))?;
+        crate::layers::run(&crate::layers::Options::default())?;
+        // The library builds without the program's command line (the `cli` feature).
+        run_loud(
+            cargo()
+                .args([
+                    "build",
+                    "--package",
+                    "sniffer",
+                    "--lib",
+                    "--no-default-features",
+                ])
+                .env("AYA_BUILD_SKIP", "1"),
+        )?;
         run_loud(cargo().args([
             "clippy",
             "--workspace",
