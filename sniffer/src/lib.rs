@@ -27,6 +27,9 @@
 // Ground floor: Timestamp, Direction, FlowKey, SeqNum.
 pub mod wire;
 
+// The JSON vocabulary: every record written as a JSON line.
+pub mod records;
+
 // Frames from a live device or from capture files.
 pub mod capture;
 

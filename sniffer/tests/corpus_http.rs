@@ -277,7 +277,7 @@ fn issue5_cli_json_default_glob_and_once() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let with_file = records.iter().filter(|r| !r["saved"].is_null()).count();
+    let with_file = records.iter().filter(|r| !r["file"].is_null()).count();
     assert_eq!(with_file, saved_all);
     assert!(saved_all > 100, "{saved_all}");
     assert!(

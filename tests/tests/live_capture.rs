@@ -447,7 +447,15 @@ fn run_as_nobody(caps: &str, secs: &str) -> (Option<i32>, String) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let bin = dir.path().join("sniffer");
-    std::fs::copy(sniffer_bin(), &bin).unwrap();
+    // Copied by another process: a copy written by this one could leave the file open for
+    // writing in a child that another test thread forks meanwhile, and exec would then fail
+    // with "Text file busy".
+    let status = Command::new("cp")
+        .arg(sniffer_bin())
+        .arg(&bin)
+        .status()
+        .unwrap();
+    assert!(status.success(), "copying the binary failed");
     let out = Command::new("timeout")
         .args([
             "-s",

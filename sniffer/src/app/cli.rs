@@ -29,6 +29,7 @@ pub enum Command {
     /// Write the packets selected in the kernel to a pcap or pcapng file.
     Capture(CaptureArgs),
     /// One row per TCP session, like `tshark -z conv,tcp`.
+    #[command(after_long_help = sniffer::output::flows::COLUMNS)]
     Flows(FlowsArgs),
     /// Print one TCP conversation, like Wireshark's Follow TCP Stream.
     Follow(FollowArgs),
@@ -159,6 +160,14 @@ pub struct FlowsArgs {
     /// Print JSON lines instead of a table.
     #[arg(long)]
     pub json: bool,
+
+    /// Show every column (packets, handshake, conflicts, retransmissions, delivered bytes).
+    #[arg(long)]
+    pub wide: bool,
+
+    /// Start times as seconds since the epoch, not since the first packet.
+    #[arg(short = 't', long)]
+    pub absolute_time: bool,
 
     /// Write each direction of each session to its own file in DIR, tcpflow-style.
     #[arg(long, value_name = "DIR")]

@@ -8,7 +8,10 @@ use sniffer::{
     Direction,
     capture::{Input, LiveOptions},
     flow::FlowConfig,
-    output::follow::{FlowSelector, FollowFormat},
+    output::{
+        flows::FlowsFormat,
+        follow::{FlowSelector, FollowFormat},
+    },
 };
 
 use super::cli::{self, Cli, Command, DirArg, FormatArg};
@@ -78,8 +81,8 @@ pub struct FlowsConfig {
     pub input: Input,
     /// Reassembly bounds.
     pub flow: FlowConfig,
-    /// JSON lines output.
-    pub json: bool,
+    /// Table or JSON lines, and which columns.
+    pub format: FlowsFormat,
     /// tcpflow-style per-direction files.
     pub write_flows: Option<PathBuf>,
 }
@@ -130,7 +133,11 @@ impl Config {
             Some(Command::Flows(args)) => Self::Flows(FlowsConfig {
                 input: input(&args.input)?,
                 flow: flow(&args.flow)?,
-                json: args.json,
+                format: FlowsFormat {
+                    json: args.json,
+                    wide: args.wide,
+                    absolute_time: args.absolute_time,
+                },
                 write_flows: args.write_flows,
             }),
             Some(Command::Follow(args)) => {

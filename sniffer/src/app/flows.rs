@@ -9,19 +9,17 @@ use super::{AppError, config::FlowsConfig};
 pub(super) fn run(config: &FlowsConfig) -> Result<(), AppError> {
     let mut source = capture::open(&config.input)?;
     let out = BufWriter::with_capacity(64 << 10, io::stdout().lock());
-    let mut printer =
-        FlowsPrinter::new(out, config.json, config.write_flows.as_deref()).map_err(|source| {
-            AppError::Io {
-                what: format!(
-                    "--write-flows {}",
-                    config
-                        .write_flows
-                        .as_deref()
-                        .unwrap_or_else(|| ".".as_ref())
-                        .display()
-                ),
-                source,
-            }
+    let mut printer = FlowsPrinter::new(out, config.format, config.write_flows.as_deref())
+        .map_err(|source| AppError::Io {
+            what: format!(
+                "--write-flows {}",
+                config
+                    .write_flows
+                    .as_deref()
+                    .unwrap_or_else(|| ".".as_ref())
+                    .display()
+            ),
+            source,
         })?;
     let (stats, failed) = match pipeline::run(source.as_mut(), &config.flow, &mut printer) {
         Ok(stats) => (stats, None),

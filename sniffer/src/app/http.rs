@@ -9,8 +9,9 @@ use sniffer::{
     capture::{self, Input},
     extract::{ExtractConfig, Extractor},
     http::{BodyEvent, HttpAnalyzer, HttpListener, Limits, Transaction},
-    output::jsonl::TransactionRecord,
+    output::jsonl::{human, transaction_record},
     pipeline,
+    records::Record as _,
 };
 
 use super::{AppError, config::HttpConfig};
@@ -64,11 +65,11 @@ impl<W: io::Write> HttpListener for Printer<W> {
         if self.error.is_some() {
             return;
         }
-        let record = TransactionRecord::new(tx, saved.as_ref(), self.extractor.dir());
+        let record = transaction_record(tx, saved.as_ref());
         let line = if self.json {
-            record.json()
+            record.to_json()
         } else {
-            record.human()
+            human(&record, self.extractor.dir())
         };
         let written = writeln!(self.out, "{line}").and_then(|()| {
             if self.flush_each {

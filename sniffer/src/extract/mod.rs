@@ -34,7 +34,11 @@ use std::{
 
 use writer::{Job, Writer};
 
-use crate::http::{BodyEvent, ContentRange, HttpListener, Transaction, parser::Framing};
+use crate::{
+    http::{BodyEvent, ContentRange, HttpListener, Transaction, parser::Framing},
+    records::{Endpoints, FileRecord},
+    wire::Timestamp,
+};
 
 /// What to save, and where.
 #[derive(Clone, Debug)]
@@ -72,46 +76,9 @@ pub enum ExtractError {
     },
 }
 
-/// One line of `index.jsonl`: a saved file and where it came from.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct IndexEntry {
-    /// Stream index.
-    pub stream: u64,
-    /// Transaction number within the stream.
-    pub transaction: u64,
-    /// Response time, `SECONDS.MICROS`.
-    pub time: String,
-    /// Request method (`-` when the request was not seen).
-    pub method: String,
-    /// Request URL (`None` when the request was not seen).
-    pub url: Option<String>,
-    /// Response status.
-    pub status: u16,
-    /// Media type.
-    pub content_type: Option<String>,
-    /// `Content-Encoding` as sent.
-    pub content_encoding: Option<String>,
-    /// The request's `Range` header.
-    pub range: Option<String>,
-    /// The response's `Content-Range` header.
-    pub content_range: Option<String>,
-    /// Bytes in the file.
-    pub size: u64,
-    /// sha256 of the file, hex.
-    pub sha256: String,
-    /// File name inside the output directory.
-    pub file: String,
-    /// The file holds the whole body, exactly as sent (decoded if it was content-coded).
-    pub complete: bool,
-    /// `[start, end)` byte ranges of the file that are zero padding for lost bytes;
-    /// `end` is null when the true end is unknown.
-    pub gaps: Vec<(u64, Option<u64>)>,
-    /// Anything else worth knowing (decoding failures, truncation, merges).
-    pub notes: Vec<String>,
-    /// For a file merged from 206 parts: the part files, in order.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub merged_from: Vec<String>,
-}
+/// One line of `index.jsonl`: a saved file and where it came from (the `file` record of
+/// the JSON vocabulary).
+pub type IndexEntry = FileRecord;
 
 /// What the extractor counted.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -180,6 +147,9 @@ impl Sink {
 
 /// A body being saved.
 struct OpenBody {
+    /// What the index line says if the capture stops inside the body.
+    ts: Timestamp,
+    endpoints: Endpoints,
     /// Decoded body (or the body itself when not content-coded).
     main: Sink,
     /// Raw content-coded bytes, while decoding might still fail.
@@ -417,6 +387,8 @@ impl Extractor {
         self.open.insert(
             (tx.stream, tx.number),
             OpenBody {
+                ts: resp.ts,
+                endpoints: Endpoints::new(tx.client, tx.server),
                 main,
                 raw,
                 decode_failed: None,
@@ -479,6 +451,7 @@ impl Extractor {
             main,
             raw,
             decode_failed,
+            ..
         } = b;
         let mut notes = tx.body.notes.clone();
         let decode_error = decode_failed.or_else(|| tx.body.decode_error.clone());
@@ -507,9 +480,10 @@ impl Extractor {
         let resp = tx.response.as_ref()?;
         let complete = tx.body.complete;
         let entry = IndexEntry {
+            ts: resp.ts,
             stream: tx.stream,
             transaction: tx.number,
-            time: resp.ts.to_string(),
+            endpoints: Endpoints::new(tx.client, tx.server),
             method: tx.method().to_owned(),
             url: tx.url(),
             status: resp.status,
@@ -622,9 +596,10 @@ impl Extractor {
                 self.writer.send(Job::Remove { id: raw.id });
             }
             let entry = IndexEntry {
+                ts: b.ts,
                 stream: key.0,
                 transaction: key.1,
-                time: String::new(),
+                endpoints: b.endpoints,
                 method: "-".into(),
                 url: None,
                 status: 0,

@@ -33,6 +33,7 @@ use std::{
 use sha2::{Digest as _, Sha256};
 
 use super::{ExtractStats, IndexEntry, hex, open_in, remove_in};
+use crate::records::Record as _;
 
 /// Buffers in flight between the extractor and the hasher.
 const QUEUE: usize = 32;
@@ -302,7 +303,7 @@ fn hash(
     // Per open file: the hash so far, its length, and the first error of a write done here.
     let mut open: HashMap<u64, (Sha256, u64, Option<io::Error>)> = HashMap::new();
     let mut index_line = |entry: &IndexEntry| {
-        let mut line = serde_json::to_vec(entry).expect("plain data serializes");
+        let mut line = entry.to_json().into_bytes();
         line.push(b'\n');
         let mut s = counts(stats);
         s.saved += 1;
@@ -402,12 +403,17 @@ fn merge(dir: &File, out: &mut File, plan: &[(String, u64, u64)]) -> io::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{records::Endpoints, wire::Timestamp};
 
     fn entry(file: &str) -> Box<IndexEntry> {
         Box::new(IndexEntry {
+            ts: Timestamp(0),
             stream: 0,
             transaction: 1,
-            time: "0.000000".into(),
+            endpoints: Endpoints::new(
+                "10.0.0.1:5000".parse().unwrap(),
+                "10.0.0.2:80".parse().unwrap(),
+            ),
             method: "GET".into(),
             url: None,
             status: 200,

@@ -11,133 +11,184 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use crate::{
-    listener::{Direction, EndReason, Listener, SessionInfo, SessionState, SessionStats},
+    listener::{DirStats, Direction, EndReason, Listener, SessionInfo, SessionStats},
     pipeline::PipelineStats,
+    records::{Endpoints, FlowRecord, Record as _},
     wire::Timestamp,
 };
 
-/// One session's row.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
-pub struct FlowRow {
-    /// Stream index (Wireshark's `tcp.stream`).
-    pub stream: u64,
-    /// Client endpoint.
-    pub client: SocketAddr,
-    /// Server endpoint.
-    pub server: SocketAddr,
-    /// First packet, seconds since the epoch (`SECS.MICROS`).
-    pub start: String,
-    /// Last packet minus first, in seconds.
-    pub duration: f64,
-    /// Packets client → server.
-    pub orig_packets: u64,
-    /// Payload bytes client → server (as on the wire, retransmissions included).
-    pub orig_bytes: u64,
-    /// Packets server → client.
-    pub resp_packets: u64,
-    /// Payload bytes server → client.
-    pub resp_bytes: u64,
-    /// How the session ended.
-    pub state: SessionState,
-    /// SYN and SYN-ACK seen.
-    pub handshake: bool,
-    /// First seen without SYN.
-    pub midstream: bool,
-    /// Bytes declared missing, both ways.
-    pub gap_bytes: u64,
-    /// Conflicting overlap bytes, both ways (first wins).
-    pub overlap_conflicts: u64,
-    /// Retransmitted bytes, both ways.
-    pub retransmitted_bytes: u64,
-    /// Bytes delivered (reassembled) client → server.
-    pub orig_delivered: u64,
-    /// Bytes delivered server → client.
-    pub resp_delivered: u64,
-}
-
-impl FlowRow {
-    /// The row for a session that left the table.
-    pub fn new(info: &SessionInfo, st: &SessionStats) -> Self {
-        let both = |f: fn(&crate::listener::DirStats) -> u64| f(&st.orig) + f(&st.resp);
-        Self {
-            stream: info.stream,
-            client: info.client,
-            server: info.server,
-            start: info.start.to_string(),
-            duration: st.last.0.saturating_sub(info.start.0) as f64 / 1e9,
-            orig_packets: st.orig.packets,
-            orig_bytes: st.orig.bytes,
-            resp_packets: st.resp.packets,
-            resp_bytes: st.resp.bytes,
-            state: st.state,
-            handshake: st.handshake,
-            midstream: info.midstream,
-            gap_bytes: both(|d| d.asm.gap_bytes),
-            overlap_conflicts: both(|d| d.asm.conflicts),
-            retransmitted_bytes: both(|d| d.asm.retransmitted),
-            orig_delivered: st.orig.asm.delivered,
-            resp_delivered: st.resp.asm.delivered,
-        }
+/// The row (and JSON record) of a session that left the table.
+pub fn flow_record(info: &SessionInfo, st: &SessionStats) -> FlowRecord {
+    let both = |f: fn(&DirStats) -> u64| f(&st.orig) + f(&st.resp);
+    FlowRecord {
+        ts: info.start,
+        duration: st.last.0.saturating_sub(info.start.0) as f64 / 1e9,
+        stream: info.stream,
+        endpoints: Endpoints::new(info.client, info.server),
+        orig_packets: st.orig.packets,
+        orig_bytes: st.orig.bytes,
+        resp_packets: st.resp.packets,
+        resp_bytes: st.resp.bytes,
+        orig_delivered_bytes: st.orig.asm.delivered,
+        resp_delivered_bytes: st.resp.asm.delivered,
+        state: st.state.to_string(),
+        handshake: st.handshake,
+        midstream: info.midstream,
+        gap_bytes: both(|d| d.asm.gap_bytes),
+        conflict_bytes: both(|d| d.asm.conflicts),
+        retransmitted_bytes: both(|d| d.asm.retransmitted),
     }
 }
 
-const HEADER: &str = "stream  client                                    server                                    start              duration  c>s_pkts   c>s_bytes  s>c_pkts   s>c_bytes  state    hs  gap_bytes  conflicts  retrans";
+/// How `flows` prints its rows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowsFormat {
+    /// JSON lines ([`FlowRecord`]) instead of a table.
+    pub json: bool,
+    /// Every column (packets, handshake, conflicts, retransmissions, delivered bytes).
+    pub wide: bool,
+    /// Start times since the epoch instead of since the first packet.
+    pub absolute_time: bool,
+}
+
+/// What each column of the table means, for `--help` and the README.
+pub const COLUMNS: &str = "\
+Columns of the table:
+stream     session index, numbered as Wireshark's tcp.stream (follow takes it)
+client     the side that opened the session (sent the SYN), ADDR:PORT
+server     the other side
+start      first packet, seconds since the capture's first packet (-t: since the epoch)
+duration   last packet minus first, seconds
+c>s bytes  TCP payload client to server as on the wire, retransmissions included
+s>c bytes  TCP payload server to client, likewise; tshark -z conv,tcp counts whole
+           frames instead (headers included), so its bytes are larger
+state      how it ended: fin, rst, timeout, evicted (bounds), open (at the end)
+missing    payload bytes never captured (gaps), both ways
+--wide adds: c>s pkts, s>c pkts (packets, as tshark counts them), hs (y: SYN and
+SYN-ACK seen), conflicts (retransmitted bytes that differed; the first copy wins),
+retrans (retransmitted bytes), c>s deliv, s>c deliv (bytes reassembled, each once)";
 
 /// Writes rows in stream order as sessions leave the table.
 pub struct FlowsPrinter<W: Write> {
     out: W,
-    json: bool,
+    format: FlowsFormat,
     next: u64,
-    pending: BTreeMap<u64, FlowRow>,
+    pending: BTreeMap<u64, FlowRecord>,
+    /// Start of the first row printed: the origin of relative times.
+    origin: Option<Timestamp>,
     header_done: bool,
     writer: Option<FlowFiles>,
     error: Option<io::Error>,
 }
 
 impl<W: Write> FlowsPrinter<W> {
-    /// Print to `out` (JSON lines if `json`); write per-direction files into `dir` if given.
+    /// Print to `out` as `format` says; write per-direction files into `dir` if given.
     ///
     /// # Errors
     /// Creating `dir`.
-    pub fn new(out: W, json: bool, dir: Option<&Path>) -> io::Result<Self> {
+    pub fn new(out: W, format: FlowsFormat, dir: Option<&Path>) -> io::Result<Self> {
         Ok(Self {
             out,
-            json,
+            format,
             next: 0,
             pending: BTreeMap::new(),
+            origin: None,
             header_done: false,
             writer: dir.map(FlowFiles::new).transpose()?,
             error: None,
         })
     }
 
-    fn emit(&mut self, row: &FlowRow) -> io::Result<()> {
-        if self.json {
-            serde_json::to_writer(&mut self.out, row)?;
-            return writeln!(self.out);
+    fn emit(&mut self, row: &FlowRecord) -> io::Result<()> {
+        if self.format.json {
+            return row.write_line(&mut self.out);
         }
+        let wide = self.format.wide;
         if !self.header_done {
-            writeln!(self.out, "{HEADER}")?;
+            if wide {
+                writeln!(
+                    self.out,
+                    "{:<6}  {:<40}  {:<40}  {:>17}  {:>8}  {:>8}  {:>12}  {:>8}  {:>12}  {:<7}  {:>9}  {:<2}  {:>9}  {:>9}  {:>12}  {:>12}",
+                    "stream",
+                    "client",
+                    "server",
+                    "start",
+                    "duration",
+                    "c>s pkts",
+                    "c>s bytes",
+                    "s>c pkts",
+                    "s>c bytes",
+                    "state",
+                    "missing",
+                    "hs",
+                    "conflicts",
+                    "retrans",
+                    "c>s deliv",
+                    "s>c deliv",
+                )?;
+            } else {
+                writeln!(
+                    self.out,
+                    "{:<6}  {:<21}  {:<21}  {:>9}  {:>8}  {:>11}  {:>11}  {:<7}  {:>9}",
+                    "stream",
+                    "client",
+                    "server",
+                    "start",
+                    "duration",
+                    "c>s bytes",
+                    "s>c bytes",
+                    "state",
+                    "missing",
+                )?;
+            }
             self.header_done = true;
         }
-        writeln!(
-            self.out,
-            "{:<6}  {:<40}  {:<40}  {:<17}  {:>8.3}  {:>8}  {:>10}  {:>8}  {:>10}  {:<7}  {:<2}  {:>9}  {:>9}  {:>7}",
-            row.stream,
-            row.client.to_string(),
-            row.server.to_string(),
-            row.start,
-            row.duration,
-            row.orig_packets,
-            row.orig_bytes,
-            row.resp_packets,
-            row.resp_bytes,
-            row.state.to_string(),
-            if row.handshake { "y" } else { "n" },
-            row.gap_bytes,
-            row.overlap_conflicts,
-            row.retransmitted_bytes,
-        )
+        let origin = *self.origin.get_or_insert(row.ts);
+        let start = if self.format.absolute_time {
+            row.ts.to_string()
+        } else {
+            format!("{:.3}", row.ts.0.saturating_sub(origin.0) as f64 / 1e9)
+        };
+        let (client, server) = (
+            row.endpoints.client().to_string(),
+            row.endpoints.server().to_string(),
+        );
+        if wide {
+            writeln!(
+                self.out,
+                "{:<6}  {:<40}  {:<40}  {:>17}  {:>8.3}  {:>8}  {:>12}  {:>8}  {:>12}  {:<7}  {:>9}  {:<2}  {:>9}  {:>9}  {:>12}  {:>12}",
+                row.stream,
+                client,
+                server,
+                start,
+                row.duration,
+                row.orig_packets,
+                row.orig_bytes,
+                row.resp_packets,
+                row.resp_bytes,
+                row.state,
+                row.gap_bytes,
+                if row.handshake { "y" } else { "n" },
+                row.conflict_bytes,
+                row.retransmitted_bytes,
+                row.orig_delivered_bytes,
+                row.resp_delivered_bytes,
+            )
+        } else {
+            writeln!(
+                self.out,
+                "{:<6}  {:<21}  {:<21}  {:>9}  {:>8.3}  {:>11}  {:>11}  {:<7}  {:>9}",
+                row.stream,
+                client,
+                server,
+                start,
+                row.duration,
+                row.orig_bytes,
+                row.resp_bytes,
+                row.state,
+                row.gap_bytes,
+            )
+        }
     }
 
     fn drain(&mut self) -> io::Result<()> {
@@ -159,7 +210,7 @@ impl<W: Write> FlowsPrinter<W> {
     /// # Errors
     /// The first write error met on the way.
     pub fn finish(mut self) -> io::Result<W> {
-        let rows: Vec<FlowRow> = std::mem::take(&mut self.pending).into_values().collect();
+        let rows: Vec<FlowRecord> = std::mem::take(&mut self.pending).into_values().collect();
         for row in &rows {
             let r = self.emit(row);
             self.keep(r);
@@ -200,7 +251,7 @@ impl<W: Write> Listener for FlowsPrinter<W> {
     }
 
     fn session_stats(&mut self, s: &SessionInfo, st: &SessionStats) {
-        self.pending.insert(s.stream, FlowRow::new(s, st));
+        self.pending.insert(s.stream, flow_record(s, st));
         let r = self.drain();
         self.keep(r);
     }
@@ -430,6 +481,7 @@ pub fn closing_summary(stats: &PipelineStats) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::listener::SessionState;
 
     #[test]
     fn file_names_carry_endpoints_and_stream() {
@@ -452,8 +504,8 @@ mod tests {
 
     fn stats(state: SessionState, orig: u64, resp: u64) -> SessionStats {
         let mut st = SessionStats {
-            orig: crate::listener::DirStats::default(),
-            resp: crate::listener::DirStats::default(),
+            orig: DirStats::default(),
+            resp: DirStats::default(),
             handshake: true,
             state,
             last: Timestamp(2_500_000_000),
@@ -472,7 +524,11 @@ mod tests {
     #[test]
     fn rows_in_stream_order_and_files_with_gap_sidecars() {
         let dir = tempfile::tempdir().unwrap();
-        let mut p = FlowsPrinter::new(Vec::new(), true, Some(dir.path())).unwrap();
+        let json = FlowsFormat {
+            json: true,
+            ..FlowsFormat::default()
+        };
+        let mut p = FlowsPrinter::new(Vec::new(), json, Some(dir.path())).unwrap();
         let t = Timestamp(1_000_000_000);
         let info = |stream, port| SessionInfo {
             stream,
@@ -507,7 +563,12 @@ mod tests {
         assert_eq!(rows[0]["state"], "fin");
         assert_eq!(rows[0]["gap_bytes"], 3);
         assert_eq!(rows[0]["duration"], 1.5);
-        assert_eq!(rows[1]["client"], "10.0.0.1:40001");
+        assert_eq!(rows[1]["orig_ip"], "10.0.0.1");
+        assert_eq!(rows[1]["orig_port"], 40001);
+        assert_eq!(
+            (rows[1]["v"].as_u64(), rows[1]["type"].as_str()),
+            (Some(1), Some("flow"))
+        );
         let read = |n: &str| std::fs::read(dir.path().join(n)).unwrap();
         assert_eq!(read(&flow_file_name(&a, Direction::Orig)), b"GET");
         assert_eq!(
@@ -521,5 +582,50 @@ mod tests {
             b"stream_offset\tlength\tfile_offset\n2\t3\t2\n"
         );
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 4);
+    }
+
+    #[test]
+    fn issue13_the_default_table_fits_120_columns_with_relative_times() {
+        let widest = |stream, start: u64| {
+            let mut st = stats(SessionState::Timeout, 9_999_999_999, 9_999_999_999);
+            st.last = Timestamp(start + 99_999_000_000_000);
+            st.resp.asm.gap_bytes = 999_999_999;
+            (
+                SessionInfo {
+                    stream,
+                    client: "255.255.255.255:65535".parse().unwrap(),
+                    server: "255.255.255.254:65535".parse().unwrap(),
+                    start: Timestamp(start),
+                    midstream: false,
+                },
+                st,
+            )
+        };
+        for absolute_time in [false, true] {
+            let format = FlowsFormat {
+                absolute_time,
+                ..FlowsFormat::default()
+            };
+            let mut p = FlowsPrinter::new(Vec::new(), format, None).unwrap();
+            for (stream, start) in [
+                (0, 1_700_000_000_000_000_000),
+                (999_999, 1_700_000_012_345_678_000),
+            ] {
+                let (info, st) = widest(stream, start);
+                p.session_stats(&info, &st);
+            }
+            let text = String::from_utf8(p.finish().unwrap()).unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            assert_eq!(lines.len(), 3, "{text}");
+            if !absolute_time {
+                for l in &lines {
+                    assert!(l.len() <= 120, "{} columns: {l}", l.len());
+                }
+                assert!(lines[1].contains(" 0.000 "), "{}", lines[1]);
+                assert!(lines[2].contains(" 12.346 "), "{}", lines[2]);
+            } else {
+                assert!(lines[2].contains(" 1700000012.345678 "), "{}", lines[2]);
+            }
+        }
     }
 }

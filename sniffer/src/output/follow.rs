@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 
 use crate::{
     listener::{Direction, EndReason, Listener, SessionInfo},
+    records::{self, Endpoints, Record as _},
     wire::Timestamp,
 };
 
@@ -54,6 +55,8 @@ pub struct Follower<W: Write> {
     block: Vec<u8>,
     block_dir: Direction,
     block_offset: u64,
+    /// Capture time of the block's first bytes.
+    block_ts: Timestamp,
     /// Gaps seen.
     pub gaps: Vec<GapRecord>,
     error: Option<io::Error>,
@@ -78,6 +81,7 @@ impl<W: Write> Follower<W> {
             block: Vec::new(),
             block_dir: Direction::Orig,
             block_offset: 0,
+            block_ts: Timestamp(0),
             gaps: Vec::new(),
             error: None,
         }
@@ -171,27 +175,34 @@ impl<W: Write> Follower<W> {
                     writeln!(self.out, " |{ascii}|")?;
                 }
             }
-            FollowFormat::Json => {
-                let v = serde_json::json!({
-                    "type": "data",
-                    "stream": stream,
-                    "dir": dir,
-                    "src": src.to_string(),
-                    "dst": dst.to_string(),
-                    "offset": offset,
-                    "len": block.len(),
-                    "hex": hex(&block),
-                });
-                serde_json::to_writer(&mut self.out, &v)?;
-                writeln!(self.out)?;
+            FollowFormat::Json => records::DataRecord {
+                ts: self.block_ts,
+                stream,
+                dir,
+                endpoints: self.record_endpoints(),
+                offset,
+                size: block.len() as u64,
+                hex: hex(&block),
             }
+            .write_line(&mut self.out)?,
         }
         self.block = block;
         self.block.clear();
         Ok(())
     }
 
-    fn on_data(&mut self, dir: Direction, offset: u64, bytes: &[u8]) -> io::Result<()> {
+    fn record_endpoints(&self) -> Endpoints {
+        let s = self.session.as_ref().expect("following");
+        Endpoints::new(s.client, s.server)
+    }
+
+    fn on_data(
+        &mut self,
+        dir: Direction,
+        offset: u64,
+        bytes: &[u8],
+        ts: Timestamp,
+    ) -> io::Result<()> {
         if self.format == FollowFormat::Raw {
             return self.out.write_all(bytes);
         }
@@ -201,23 +212,27 @@ impl<W: Write> Follower<W> {
         if self.block.is_empty() {
             self.block_dir = dir;
             self.block_offset = offset;
+            self.block_ts = ts;
         }
         self.block.extend_from_slice(bytes);
         Ok(())
     }
 
-    fn on_gap(&mut self, dir: Direction, offset: u64, len: u64) -> io::Result<()> {
+    fn on_gap(&mut self, dir: Direction, offset: u64, len: u64, ts: Timestamp) -> io::Result<()> {
         self.gaps.push((dir, offset, len));
         match self.format {
             FollowFormat::Raw => Ok(()),
             FollowFormat::Json => {
                 self.flush_block()?;
-                let stream = self.session.as_ref().expect("following").stream;
-                let v = serde_json::json!({
-                    "type": "gap", "stream": stream, "dir": dir, "offset": offset, "len": len,
-                });
-                serde_json::to_writer(&mut self.out, &v)?;
-                writeln!(self.out)
+                records::GapRecord {
+                    ts,
+                    stream: self.session.as_ref().expect("following").stream,
+                    dir,
+                    endpoints: self.record_endpoints(),
+                    offset,
+                    size: len,
+                }
+                .write_line(&mut self.out)
             }
             FollowFormat::Ascii | FollowFormat::Hex => {
                 self.flush_block()?;
@@ -270,16 +285,16 @@ impl<W: Write> Listener for Follower<W> {
         }
     }
 
-    fn data(&mut self, s: &SessionInfo, dir: Direction, offset: u64, bytes: &[u8], _: Timestamp) {
+    fn data(&mut self, s: &SessionInfo, dir: Direction, offset: u64, bytes: &[u8], ts: Timestamp) {
         if self.mine(s) && self.wanted(dir) {
-            let r = self.on_data(dir, offset, bytes);
+            let r = self.on_data(dir, offset, bytes, ts);
             self.keep(r);
         }
     }
 
-    fn gap(&mut self, s: &SessionInfo, dir: Direction, offset: u64, len: u64, _: Timestamp) {
+    fn gap(&mut self, s: &SessionInfo, dir: Direction, offset: u64, len: u64, ts: Timestamp) {
         if self.mine(s) && self.wanted(dir) {
-            let r = self.on_gap(dir, offset, len);
+            let r = self.on_gap(dir, offset, len, ts);
             self.keep(r);
         }
     }
@@ -394,9 +409,15 @@ mod tests {
         assert_eq!(lines.len(), 4);
         assert_eq!(lines[0]["hex"], hex(b"GET / HTTP/1.1\r\n\r\n"));
         assert_eq!(
-            (lines[2]["type"].as_str(), lines[2]["len"].as_u64()),
+            (lines[2]["type"].as_str(), lines[2]["size"].as_u64()),
             (Some("gap"), Some(5))
         );
+        assert_eq!(lines[0]["type"], "data");
+        assert_eq!(
+            (lines[0]["v"].as_u64(), lines[0]["dir"].as_str()),
+            (Some(1), Some("orig"))
+        );
+        assert_eq!(lines[0]["resp_ip"], "10.0.0.2");
         let mut f = Follower::new(
             Vec::new(),
             FlowSelector::Stream(0),

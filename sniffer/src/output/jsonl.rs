@@ -1,117 +1,81 @@
-//! One line per HTTP transaction: human-readable, or JSON lines (`--json`).
+//! One line per HTTP transaction: human-readable, or JSON lines (`--json`, the
+//! [`TransactionRecord`] of the JSON vocabulary).
 
-use crate::{extract::IndexEntry, http::Transaction};
+use std::path::Path;
 
-/// A transaction as `--json` prints it.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
-pub struct TransactionRecord {
-    /// Response time (request time when there was no response), `SECONDS.MICROS`.
-    pub time: String,
-    /// Stream index.
-    pub stream: u64,
-    /// Transaction number within the stream.
-    pub transaction: u64,
-    /// Client `ADDR:PORT`.
-    pub client: String,
-    /// Server `ADDR:PORT`.
-    pub server: String,
-    /// Request method, `-` when the request was not seen.
-    pub method: String,
-    /// Request URL, when the request was seen.
-    pub url: Option<String>,
-    /// Response status, when a response was seen.
-    pub status: Option<u16>,
-    /// Media type.
-    pub content_type: Option<String>,
-    /// `Content-Encoding` as sent.
-    pub content_encoding: Option<String>,
-    /// Body bytes: decoded when decoded, else as sent.
-    pub body_size: u64,
-    /// The body arrived whole.
-    pub complete: bool,
-    /// Why the framing was refused, if it was.
-    pub malformed: Option<String>,
-    /// Saved file (path inside the output directory), if saved.
-    pub saved: Option<String>,
-    /// Notes from parsing and saving.
-    pub notes: Vec<String>,
+use crate::{
+    extract::IndexEntry,
+    http::{Response, Transaction},
+    records::{Endpoints, TransactionRecord},
+};
+
+/// The record of `tx`, saved as `saved` if it was.
+pub fn transaction_record(tx: &Transaction, saved: Option<&IndexEntry>) -> TransactionRecord {
+    let resp = tx.response.as_ref();
+    let ts = resp
+        .map(|r| r.ts)
+        .or_else(|| tx.request.as_ref().map(|r| r.ts))
+        .unwrap_or_default();
+    let size = if tx.body.decode_error.is_none() {
+        tx.body.decoded_len
+    } else {
+        tx.body.raw_len
+    };
+    let mut notes = saved.map_or_else(|| tx.body.notes.clone(), |e| e.notes.clone());
+    if saved.is_none()
+        && let Some(e) = &tx.body.decode_error
+    {
+        notes.push(e.clone());
+    }
+    TransactionRecord {
+        ts,
+        stream: tx.stream,
+        transaction: tx.number,
+        endpoints: Endpoints::new(tx.client, tx.server),
+        method: tx.method().to_owned(),
+        url: tx.url(),
+        status: resp.map(|r| r.status),
+        content_type: resp.and_then(Response::content_type),
+        content_encoding: resp.and_then(|r| r.head.header_str("content-encoding")),
+        size,
+        complete: tx.body.complete,
+        malformed: tx.malformed.as_ref().map(ToString::to_string),
+        file: saved.map(|e| e.file.clone()),
+        notes,
+    }
 }
 
-impl TransactionRecord {
-    /// The record of `tx`, saved as `saved` (if it was) in `out_dir`.
-    pub fn new(tx: &Transaction, saved: Option<&IndexEntry>, out_dir: &std::path::Path) -> Self {
-        let resp = tx.response.as_ref();
-        let ts = resp
-            .map(|r| r.ts)
-            .or_else(|| tx.request.as_ref().map(|r| r.ts))
-            .unwrap_or_default();
-        let body_size = if tx.body.decode_error.is_none() {
-            tx.body.decoded_len
-        } else {
-            tx.body.raw_len
-        };
-        let mut notes = saved.map_or_else(|| tx.body.notes.clone(), |e| e.notes.clone());
-        if saved.is_none()
-            && let Some(e) = &tx.body.decode_error
-        {
-            notes.push(e.clone());
-        }
-        Self {
-            time: ts.to_string(),
-            stream: tx.stream,
-            transaction: tx.number,
-            client: tx.client.to_string(),
-            server: tx.server.to_string(),
-            method: tx.method().to_owned(),
-            url: tx.url(),
-            status: resp.map(|r| r.status),
-            content_type: resp.and_then(crate::http::Response::content_type),
-            content_encoding: resp.and_then(|r| r.head.header_str("content-encoding")),
-            body_size,
-            complete: tx.body.complete,
-            malformed: tx.malformed.as_ref().map(ToString::to_string),
-            saved: saved.map(|e| out_dir.join(&e.file).display().to_string()),
-            notes,
-        }
+/// The human-readable line of a transaction (no newline), with saved files shown inside
+/// `out_dir`: `TIME STREAM METHOD HOST/URI STATUS TYPE SIZE [-> FILE] [(notes)]`.
+pub fn human(r: &TransactionRecord, out_dir: &Path) -> String {
+    let url = r.url.as_deref().map_or_else(
+        || format!("{} (request not seen)", r.endpoints.server()),
+        |u| u.strip_prefix("http://").unwrap_or(u).to_owned(),
+    );
+    let status = r
+        .status
+        .map_or_else(|| "no-response".to_owned(), |s| s.to_string());
+    let mut line = format!(
+        "{} {:>4} {} {} {} {} {}",
+        r.ts,
+        r.stream,
+        r.method,
+        printable(&url),
+        status,
+        r.content_type.as_deref().unwrap_or("-"),
+        r.size,
+    );
+    if let Some(f) = &r.file {
+        line.push_str(" -> ");
+        line.push_str(&out_dir.join(f).display().to_string());
     }
-
-    /// The human-readable line (no newline):
-    /// `TIME STREAM METHOD HOST/URI STATUS TYPE SIZE [-> FILE] [(notes)]`.
-    pub fn human(&self) -> String {
-        let url = self.url.as_deref().map_or_else(
-            || format!("{} (request not seen)", self.server),
-            |u| u.strip_prefix("http://").unwrap_or(u).to_owned(),
-        );
-        let status = self
-            .status
-            .map_or_else(|| "no-response".to_owned(), |s| s.to_string());
-        let mut line = format!(
-            "{} {:>4} {} {} {} {} {}",
-            self.time,
-            self.stream,
-            self.method,
-            printable(&url),
-            status,
-            self.content_type.as_deref().unwrap_or("-"),
-            self.body_size,
-        );
-        if let Some(s) = &self.saved {
-            line.push_str(" -> ");
-            line.push_str(s);
-        }
-        if !self.complete && self.status.is_some() {
-            line.push_str(" [incomplete]");
-        }
-        if let Some(m) = &self.malformed {
-            line.push_str(&format!(" [refused: {m}]"));
-        }
-        line
+    if !r.complete && r.status.is_some() {
+        line.push_str(" [incomplete]");
     }
-
-    /// The JSON line (no newline).
-    pub fn json(&self) -> String {
-        serde_json::to_string(self).expect("plain data serializes")
+    if let Some(m) = &r.malformed {
+        line.push_str(&format!(" [refused: {m}]"));
     }
+    line
 }
 
 /// Control characters replaced so a hostile URL cannot drive the terminal.
@@ -126,6 +90,7 @@ mod tests {
     use super::*;
     use crate::{
         http::{BodyInfo, MessageHead, Method, Request, Response},
+        records::Record as _,
         wire::Timestamp,
     };
 
@@ -170,15 +135,20 @@ mod tests {
 
     #[test]
     fn human_and_json_lines() {
-        let r = TransactionRecord::new(&tx(), None, "out".as_ref());
+        let r = transaction_record(&tx(), None);
         assert_eq!(
-            r.human(),
+            human(&r, "out".as_ref()),
             "2.500000    3 GET example.org/a?[2J.mp3 200 audio/mpeg 42"
         );
-        let v: serde_json::Value = serde_json::from_str(&r.json()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(v["v"], 1);
+        assert_eq!(v["type"], "transaction");
+        assert_eq!(v["ts"], 2.5);
         assert_eq!(v["url"], "http://example.org/a\u{1b}[2J.mp3");
         assert_eq!(v["status"], 200);
-        assert_eq!(v["body_size"], 42);
-        assert_eq!(v["saved"], serde_json::Value::Null);
+        assert_eq!(v["size"], 42);
+        assert_eq!(v["orig_ip"], "10.0.0.1");
+        assert_eq!(v["resp_port"], 80);
+        assert_eq!(v["file"], serde_json::Value::Null);
     }
 }

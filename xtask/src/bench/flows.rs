@@ -69,10 +69,10 @@ fn run_in(capture: &Path, size: u64, sniffer: &Path, shm: &Path) -> anyhow::Resu
         let row: serde_json::Value = serde_json::from_str(l).context("a flows --json row")?;
         sessions += 1;
         let n = |k: &str| row[k].as_u64().unwrap_or(0);
-        delivered += n("orig_delivered") + n("resp_delivered");
+        delivered += n("orig_delivered_bytes") + n("resp_delivered_bytes");
         gap_bytes += n("gap_bytes");
         retrans += n("retransmitted_bytes");
-        conflicts += n("overlap_conflicts");
+        conflicts += n("conflict_bytes");
     }
     let written = dir_bytes(&s_out, |n| !n.ends_with(".gaps.tsv"));
     if written != delivered {

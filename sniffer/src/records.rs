@@ -1,0 +1,340 @@
+//! The JSON vocabulary: every record sniffer writes as a JSON line, in one place.
+//!
+//! `--json` ([`TransactionRecord`]), `index.jsonl` ([`FileRecord`]), `flows --json`
+//! ([`FlowRecord`]) and `follow --format json` ([`DataRecord`], [`GapRecord`]) speak the
+//! same language, documented field by field in `docs/json.md`, with a JSON Schema per
+//! record in `docs/schema/`:
+//!
+//! - every record starts with `"v": 1` (the schema version, [`VERSION`]) and `"type"` (the
+//!   record kind, [`Record::KIND`]);
+//! - times (`ts`, `*_ts`) are seconds since the Unix epoch as a number with microsecond
+//!   precision, as Zeek writes them; durations (`duration`) are seconds as a number;
+//! - the two ends of a session are `orig_ip`/`orig_port` (the client, which opened it) and
+//!   `resp_ip`/`resp_port` (the server); per-direction counters are prefixed `orig_` and
+//!   `resp_`, and a direction is the string `"orig"` or `"resp"`;
+//! - a body's or file's length in bytes is `size`; other byte counts are `*_bytes`.
+//!
+//! The records here are plain data; the layer that knows the source builds them
+//! (`extract` the file record, `output` the others).
+
+use std::{
+    io,
+    net::{IpAddr, SocketAddr},
+};
+
+use serde::{Serialize, Serializer};
+
+use crate::wire::{Direction, Timestamp};
+
+/// The schema version every record carries as `"v"`. Raised when a field changes meaning
+/// or goes away; adding a field does not raise it.
+pub const VERSION: u8 = 1;
+
+/// A JSON-lines record: its kind, and how it is written.
+pub trait Record: Serialize {
+    /// The value of its `"type"` field.
+    const KIND: &'static str;
+
+    /// The record as one JSON line, without the newline: `{"v":1,"type":KIND,…}`.
+    fn to_json(&self) -> String {
+        serde_json::to_string(&Envelope::new(self)).expect("plain data serializes")
+    }
+
+    /// Write the record and a newline.
+    ///
+    /// # Errors
+    /// The writer's.
+    fn write_line(&self, out: &mut impl io::Write) -> io::Result<()> {
+        serde_json::to_writer(&mut *out, &Envelope::new(self)).map_err(io::Error::from)?;
+        out.write_all(b"\n")
+    }
+}
+
+/// `{"v": 1, "type": KIND, …the record's fields}`.
+#[derive(Serialize)]
+struct Envelope<'a, R: ?Sized> {
+    v: u8,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(flatten)]
+    record: &'a R,
+}
+
+impl<'a, R: Record + ?Sized> Envelope<'a, R> {
+    const fn new(record: &'a R) -> Self {
+        Self {
+            v: VERSION,
+            kind: R::KIND,
+            record,
+        }
+    }
+}
+
+/// Seconds since the epoch, rounded down to the microsecond, as the JSON number
+/// `SECONDS.MICROS` (the f64 nearest that decimal, so it prints as written).
+pub fn seconds(ts: Timestamp) -> f64 {
+    format!("{}.{:06}", ts.secs(), ts.subsec_nanos() / 1000)
+        .parse()
+        .expect("a decimal number")
+}
+
+/// Serialize a [`Timestamp`] as [`seconds`].
+///
+/// # Errors
+/// The serializer's.
+pub fn ts<S: Serializer>(ts: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(seconds(*ts))
+}
+
+/// The two ends of a session, flattened into the record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Endpoints {
+    /// The client's address (it opened the session).
+    pub orig_ip: IpAddr,
+    /// The client's port.
+    pub orig_port: u16,
+    /// The server's address.
+    pub resp_ip: IpAddr,
+    /// The server's port.
+    pub resp_port: u16,
+}
+
+impl Endpoints {
+    /// From the client and server endpoints.
+    pub const fn new(client: SocketAddr, server: SocketAddr) -> Self {
+        Self {
+            orig_ip: client.ip(),
+            orig_port: client.port(),
+            resp_ip: server.ip(),
+            resp_port: server.port(),
+        }
+    }
+
+    /// The client, `ADDR:PORT`.
+    pub const fn client(&self) -> SocketAddr {
+        SocketAddr::new(self.orig_ip, self.orig_port)
+    }
+
+    /// The server, `ADDR:PORT`.
+    pub const fn server(&self) -> SocketAddr {
+        SocketAddr::new(self.resp_ip, self.resp_port)
+    }
+}
+
+/// One HTTP transaction (`--json`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TransactionRecord {
+    /// The response head's time (the request's when there was no response).
+    #[serde(serialize_with = "ts")]
+    pub ts: Timestamp,
+    /// Stream index of the session (Wireshark's `tcp.stream`).
+    pub stream: u64,
+    /// Number of the transaction within the session, from 0.
+    pub transaction: u64,
+    /// The session's ends.
+    #[serde(flatten)]
+    pub endpoints: Endpoints,
+    /// Request method, `-` when the request was not seen.
+    pub method: String,
+    /// Request URL, null when the request was not seen.
+    pub url: Option<String>,
+    /// Response status, null when no response was seen.
+    pub status: Option<u16>,
+    /// Media type of the response, lower case without parameters.
+    pub content_type: Option<String>,
+    /// `Content-Encoding` as sent.
+    pub content_encoding: Option<String>,
+    /// Body bytes: decoded when decoded, else as sent.
+    pub size: u64,
+    /// The body arrived whole.
+    pub complete: bool,
+    /// Why the framing was refused, if it was.
+    pub malformed: Option<String>,
+    /// The saved file's name inside the output directory, if the body was saved.
+    pub file: Option<String>,
+    /// Notes from parsing and saving.
+    pub notes: Vec<String>,
+}
+
+impl Record for TransactionRecord {
+    const KIND: &'static str = "transaction";
+}
+
+/// One saved file (a line of `index.jsonl`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FileRecord {
+    /// The response head's time.
+    #[serde(serialize_with = "ts")]
+    pub ts: Timestamp,
+    /// Stream index of the session.
+    pub stream: u64,
+    /// Number of the transaction within the session.
+    pub transaction: u64,
+    /// The session's ends.
+    #[serde(flatten)]
+    pub endpoints: Endpoints,
+    /// Request method (`-` when the request was not seen).
+    pub method: String,
+    /// Request URL (null when the request was not seen).
+    pub url: Option<String>,
+    /// Response status.
+    pub status: u16,
+    /// Media type, lower case without parameters.
+    pub content_type: Option<String>,
+    /// `Content-Encoding` as sent.
+    pub content_encoding: Option<String>,
+    /// The request's `Range` header.
+    pub range: Option<String>,
+    /// The response's `Content-Range` header.
+    pub content_range: Option<String>,
+    /// Bytes in the file.
+    pub size: u64,
+    /// sha256 of the file, lower-case hex.
+    pub sha256: String,
+    /// File name inside the output directory.
+    pub file: String,
+    /// The file holds the whole body, exactly as sent (decoded if it was content-coded).
+    pub complete: bool,
+    /// `[start, end)` byte ranges of the file that are zero padding for lost bytes; `end`
+    /// is null when the true end is unknown.
+    pub gaps: Vec<(u64, Option<u64>)>,
+    /// Anything else worth knowing (decoding failures, truncation, merges).
+    pub notes: Vec<String>,
+    /// For a file merged from 206 parts: the part files, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<String>,
+}
+
+impl Record for FileRecord {
+    const KIND: &'static str = "file";
+}
+
+/// One TCP session (`flows --json`), written when it leaves the session table.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FlowRecord {
+    /// Its first packet.
+    #[serde(serialize_with = "ts")]
+    pub ts: Timestamp,
+    /// Last packet minus first, in seconds.
+    pub duration: f64,
+    /// Stream index (Wireshark's `tcp.stream`).
+    pub stream: u64,
+    /// The session's ends.
+    #[serde(flatten)]
+    pub endpoints: Endpoints,
+    /// Packets client → server.
+    pub orig_packets: u64,
+    /// TCP payload bytes client → server, as on the wire (retransmissions included).
+    pub orig_bytes: u64,
+    /// Packets server → client.
+    pub resp_packets: u64,
+    /// TCP payload bytes server → client, as on the wire.
+    pub resp_bytes: u64,
+    /// Bytes reassembled client → server, each byte once.
+    pub orig_delivered_bytes: u64,
+    /// Bytes reassembled server → client.
+    pub resp_delivered_bytes: u64,
+    /// How the session ended: `fin`, `rst`, `timeout`, `evicted` or `open`.
+    pub state: String,
+    /// SYN and SYN-ACK were both seen.
+    pub handshake: bool,
+    /// First seen without its SYN (picked up mid-stream).
+    pub midstream: bool,
+    /// Bytes declared missing, both ways.
+    pub gap_bytes: u64,
+    /// Retransmitted bytes that differed from the first copy, both ways (first wins).
+    pub conflict_bytes: u64,
+    /// Retransmitted bytes, both ways.
+    pub retransmitted_bytes: u64,
+}
+
+impl Record for FlowRecord {
+    const KIND: &'static str = "flow";
+}
+
+/// Bytes of one direction of a followed session (`follow --format json`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DataRecord {
+    /// When the first of these bytes was captured.
+    #[serde(serialize_with = "ts")]
+    pub ts: Timestamp,
+    /// Stream index.
+    pub stream: u64,
+    /// Which way the bytes went.
+    pub dir: Direction,
+    /// The session's ends.
+    #[serde(flatten)]
+    pub endpoints: Endpoints,
+    /// Stream offset of the first byte in its direction.
+    pub offset: u64,
+    /// Number of bytes.
+    pub size: u64,
+    /// The bytes, lower-case hex.
+    pub hex: String,
+}
+
+impl Record for DataRecord {
+    const KIND: &'static str = "data";
+}
+
+/// Bytes of one direction of a followed session that were never captured.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct GapRecord {
+    /// When the loss was declared.
+    #[serde(serialize_with = "ts")]
+    pub ts: Timestamp,
+    /// Stream index.
+    pub stream: u64,
+    /// Which way the bytes went.
+    pub dir: Direction,
+    /// The session's ends.
+    #[serde(flatten)]
+    pub endpoints: Endpoints,
+    /// Stream offset of the first missing byte.
+    pub offset: u64,
+    /// Number of missing bytes.
+    pub size: u64,
+}
+
+impl Record for GapRecord {
+    const KIND: &'static str = "gap";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_numbers_with_microseconds() {
+        let t = Timestamp::from_parts(1_795_695_540, 62_181_999);
+        assert_eq!(seconds(t).to_string(), "1795695540.062181");
+        assert_eq!(seconds(Timestamp::from_parts(7, 0)).to_string(), "7");
+        let max_micros = Timestamp::from_parts(4_102_444_800, 999_999_000);
+        assert_eq!(seconds(max_micros).to_string(), "4102444800.999999");
+    }
+
+    #[test]
+    fn every_record_starts_with_version_and_type() {
+        let ends = Endpoints::new(
+            "10.0.0.1:5000".parse().unwrap(),
+            "[fd00::2]:80".parse().unwrap(),
+        );
+        let gap = GapRecord {
+            ts: Timestamp::from_parts(1, 500_000_000),
+            stream: 3,
+            dir: Direction::Resp,
+            endpoints: ends,
+            offset: 10,
+            size: 4,
+        };
+        assert_eq!(
+            gap.to_json(),
+            r#"{"v":1,"type":"gap","ts":1.5,"stream":3,"dir":"resp","orig_ip":"10.0.0.1","orig_port":5000,"resp_ip":"fd00::2","resp_port":80,"offset":10,"size":4}"#
+        );
+        let mut out = Vec::new();
+        gap.write_line(&mut out).unwrap();
+        assert_eq!(out, format!("{}\n", gap.to_json()).into_bytes());
+        assert_eq!(ends.client().to_string(), "10.0.0.1:5000");
+        assert_eq!(ends.server().to_string(), "[fd00::2]:80");
+    }
+}
