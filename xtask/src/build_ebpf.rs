@@ -10,16 +10,9 @@ use clap::Args;
 use crate::util::{run_loud, workspace_root};
 
 #[derive(Debug, Args)]
-pub struct Options {
-    /// Skip `cargo xtask setup`.
-    #[arg(long)]
-    pub no_setup: bool,
-}
+pub struct Options {}
 
-pub fn run(options: &Options) -> anyhow::Result<()> {
-    if !options.no_setup {
-        crate::setup::run(&crate::setup::Options { no_apt: true })?;
-    }
+pub fn run(_: &Options) -> anyhow::Result<()> {
     let target_dir = workspace_root().join("target").join("ebpf");
     run_loud(
         Command::new("rustup")

@@ -1,4 +1,8 @@
-//! Project tasks. `cargo xtask --help` lists them; every task runs `setup` first.
+//! Project tasks. `cargo xtask --help` lists them.
+//!
+//! Every task that builds, tests or runs something first installs what the machine lacks
+//! (`setup`), here and nowhere else, so each of them works on a fresh machine:
+//! [`Command::needs`] says what each task needs.
 
 mod bench;
 mod bench_live;
@@ -18,12 +22,17 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Do not install what is missing first (`cargo xtask setup`).
+    #[arg(long, global = true)]
+    no_setup: bool,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Install what is missing: nightly rust-src, bpf-linker, Debian packages. Idempotent.
     Setup(setup::Options),
+    /// Build everything in release mode (the eBPF program included) and say where it is.
+    Build,
     /// Build the eBPF program (sniffer/build.rs does this on any build; this shows it).
     BuildEbpf(build_ebpf::Options),
     /// Build and run sniffer on a device: `cargo xtask run --iface wlan1 [-- ARGS…]`.
@@ -40,9 +49,47 @@ enum Command {
     BenchLive(bench_live::Options),
 }
 
+/// What a task needs installed before it can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Needs {
+    /// Nothing beyond cargo.
+    Nothing,
+    /// The eBPF toolchain: nightly `rust-src` and `bpf-linker`.
+    Toolchain,
+    /// The toolchain and the Debian packages (nginx, curl, tshark, tcpdump, ...).
+    Everything,
+}
+
+impl Command {
+    const fn needs(&self) -> Needs {
+        match self {
+            Self::Setup(_) | Self::Layers(_) => Needs::Nothing,
+            Self::Build | Self::BuildEbpf(_) | Self::Run(_) => Needs::Toolchain,
+            Self::Test(_) | Self::Demo(_) | Self::Bench(_) | Self::BenchLive(_) => {
+                Needs::Everything
+            }
+        }
+    }
+}
+
 fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    match cli.command.needs() {
+        _ if cli.no_setup => {}
+        Needs::Nothing => {}
+        Needs::Toolchain => setup::run(&setup::Options { no_apt: true })?,
+        Needs::Everything => setup::run(&setup::Options::default())?,
+    }
+    match cli.command {
         Command::Setup(o) => setup::run(&o),
+        Command::Build => {
+            util::run_loud(util::cargo().args(["build", "--workspace", "--release"]))?;
+            eprintln!(
+                "xtask build: {}",
+                util::target_dir().join("release/sniffer").display()
+            );
+            Ok(())
+        }
         Command::BuildEbpf(o) => build_ebpf::run(&o),
         Command::Run(o) => run::run(&o),
         Command::Layers(o) => layers::run(&o),

@@ -20,7 +20,6 @@ pub struct Options {
 }
 
 pub fn run(options: &Options) -> anyhow::Result<()> {
-    crate::setup::run(&crate::setup::Options { no_apt: true })?;
     let profile = if options.debug { "debug" } else { "release" };
     let mut build = cargo();
     build.args(["build", "--package", "sniffer", "--bin", "sniffer"]);

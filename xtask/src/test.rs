@@ -1,6 +1,7 @@
 //! `cargo xtask test`: every test, as CI runs it (`.ci/run` calls this).
 //!
-//! 1. `setup` installs what is missing (toolchain parts, bpf-linker, Debian packages);
+//! 1. `setup` installs what is missing (toolchain parts, bpf-linker, Debian packages), as
+//!    before every task that builds (see `main.rs`);
 //! 2. `cargo build --workspace --all-targets` (builds the eBPF program via aya-build);
 //! 3. `cargo test --workspace`: unit tests, corpus tests (`../shared/captures`), the
 //!    generated-capture test, and, as root, the network-namespace tests in `tests/`.
@@ -15,9 +16,6 @@ use crate::util::{cargo, run_loud};
 
 #[derive(Debug, Args)]
 pub struct Options {
-    /// Skip `cargo xtask setup`.
-    #[arg(long)]
-    pub no_setup: bool,
     /// Also check formatting and run clippy with warnings denied.
     #[arg(long)]
     pub lint: bool,
@@ -31,9 +29,6 @@ pub struct Options {
 }
 
 pub fn run(options: &Options) -> anyhow::Result<()> {
-    if !options.no_setup {
-        crate::setup::run(&crate::setup::Options::default())?;
-    }
     let strict = crate::util::is_root() && !options.allow_skips;
     if !crate::util::is_root() {
         eprintln!(
