@@ -152,6 +152,8 @@ pub struct TransactionRecord {
     pub malformed: Option<String>,
     /// The saved file's name inside the output directory, if the body was saved.
     pub file: Option<String>,
+    /// Why the saved file could not be written whole, if it could not.
+    pub file_error: Option<String>,
     /// Notes from parsing and saving.
     pub notes: Vec<String>,
 }
@@ -203,10 +205,33 @@ pub struct FileRecord {
     /// For a file merged from 206 parts: the part files, in order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub merged_from: Vec<String>,
+    /// Why the file could not be written whole (the OS error), if it could not; `size`
+    /// and `sha256` then describe the bytes that are on disk.
+    pub error: Option<String>,
 }
 
 impl Record for FileRecord {
     const KIND: &'static str = "file";
+}
+
+/// A saved file deleted to stay within the disk budget (a line of `index.jsonl`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct EvictedRecord {
+    /// When it was deleted (wall clock).
+    #[serde(serialize_with = "ts")]
+    pub ts: Timestamp,
+    /// The deleted file's name inside the output directory.
+    pub file: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its sha256, when known (null for files found in the directory at start).
+    pub sha256: Option<String>,
+    /// Why it was deleted.
+    pub reason: String,
+}
+
+impl Record for EvictedRecord {
+    const KIND: &'static str = "evicted";
 }
 
 /// One TCP session (`flows --json`), written when it leaves the session table.

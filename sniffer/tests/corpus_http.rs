@@ -42,6 +42,7 @@ fn extract_all(capture: &Path) -> Vec<Saved> {
         dir: out.path().to_owned(),
         globs: Vec::new(),
         all: true,
+        ..ExtractConfig::default()
     })
     .unwrap();
     let mut analyzer = HttpAnalyzer::new(ex, Limits::default());
@@ -51,7 +52,8 @@ fn extract_all(capture: &Path) -> Vec<Saved> {
     let _ = pipeline::run(source.as_mut(), &FlowConfig::default(), &mut analyzer);
     analyzer.finish();
     analyzer.listener_mut().finish();
-    let index = std::fs::read_to_string(out.path().join("index.jsonl")).unwrap();
+    // No body saved, no index: the directory is made with the first file.
+    let index = std::fs::read_to_string(out.path().join("index.jsonl")).unwrap_or_default();
     let saved: Vec<Saved> = index
         .lines()
         .map(|l| {

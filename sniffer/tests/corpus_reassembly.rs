@@ -306,8 +306,9 @@ fn issue4_flows_and_follow_commands() {
         "{text}"
     );
 
+    // A stream that is not in the input is a usage error (issue 13), like any bad argument.
     let out = run(&["follow", "99"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(
         err.contains("no stream 99 in the input (11 TCP sessions"),

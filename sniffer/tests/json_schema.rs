@@ -122,7 +122,26 @@ fn issue13_every_json_output_matches_its_schema() {
             ));
         }
     }
-    for kind in ["transaction", "file", "flow", "data", "gap"] {
+    // A disk budget smaller than the bodies: the oldest files are evicted, each a line.
+    let capture = corpus.join("zeek__http__206_example_b.pcap");
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("o");
+    sniffer(&[
+        "-r",
+        capture.to_str().unwrap(),
+        "--extract-all",
+        "--max-disk",
+        "1M",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    for (k, n) in validate(
+        "--max-disk index.jsonl",
+        &std::fs::read_to_string(dir.join("index.jsonl")).unwrap(),
+    ) {
+        *counts.entry(k).or_default() += n;
+    }
+    for kind in ["transaction", "file", "flow", "data", "gap", "evicted"] {
         assert!(
             counts.get(kind).copied().unwrap_or(0) > 0,
             "no {kind} record was produced: {counts:?}"

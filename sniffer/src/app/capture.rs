@@ -10,18 +10,18 @@ use std::{
 };
 
 use sniffer::capture::{
-    self, Input, LinkType, SourceStats, Timestamp,
+    Input, LinkType, SourceStats, Timestamp,
     writer::{Format, PcapWriter, WriterError},
 };
 
-use super::{AppError, config::CaptureConfig};
+use super::{AppError, config::CaptureConfig, stop};
 
 /// Output buffer for small packets; larger ones (TSO/GRO skbs) bypass it in one `writev`
 /// instead of being copied into it.
 const OUT_BUF: usize = 32 << 10;
 
 pub(super) fn run(config: &CaptureConfig) -> Result<(), AppError> {
-    let mut source = capture::open(&config.input)?;
+    let mut source = stop::open(&config.input)?;
     let target = config.write.display().to_string();
     let out: Box<dyn Write> = if config.write.as_os_str() == "-" {
         Box::new(BufWriter::with_capacity(OUT_BUF, io::stdout().lock()))
@@ -86,6 +86,9 @@ pub(super) fn run(config: &CaptureConfig) -> Result<(), AppError> {
         .and_then(|()| writer.finish().map(drop))
         .map_err(writer_err);
     eprint!("{}", report(&stats, written, &target));
+    if stop::requested() {
+        eprintln!("interrupted: {target} holds every packet handled before the signal");
+    }
     result.and(finished)
 }
 

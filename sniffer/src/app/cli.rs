@@ -19,6 +19,11 @@ pub struct Cli {
     /// `sniffer http`'s options, for the default command.
     #[command(flatten)]
     pub http: HttpArgs,
+
+    /// Warnings in full, with their source and time (-vv: also debugging detail).
+    /// Without it, each warning is one `sniffer: warning: …` line.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 }
 
 /// The subcommands.
@@ -120,6 +125,20 @@ pub struct HttpArgs {
     /// Stop after the first saved file.
     #[arg(long)]
     pub once: bool,
+
+    /// List transactions only: save nothing, create no directory.
+    #[arg(long, conflicts_with_all = ["extract", "extract_all", "once"])]
+    pub no_save: bool,
+
+    /// Bytes the output directory may hold (e.g. 500M, 20G); the oldest saved files are
+    /// deleted to stay within it. Live runs keep 10% of the file system (at least 1 GiB)
+    /// free by default.
+    #[arg(long, value_name = "BYTES")]
+    pub max_disk: Option<String>,
+
+    /// Store a body whose sha256 was already saved once: later copies are hard links.
+    #[arg(long)]
+    pub dedup: bool,
 
     /// Print transactions as JSON lines.
     #[arg(long)]

@@ -59,6 +59,47 @@ pub struct HttpConfig {
     pub once: bool,
     /// JSON lines output.
     pub json: bool,
+    /// Save bodies at all (`--no-save` lists only).
+    pub save: bool,
+    /// Bytes the output directory may hold (`--max-disk`); live runs get
+    /// [`default_budget`] when it is not given.
+    pub max_disk: Option<u64>,
+    /// Store identical bodies once (`--dedup`).
+    pub dedup: bool,
+}
+
+/// The disk budget of a live run without `--max-disk`: what the output directory holds
+/// now plus the free space of its file system, less a reserve of 10% of the file system
+/// (at least 1 GiB), as free-space retention keeps it. A monitor left running for weeks
+/// then never fills the disk: its oldest files go first. `None` when the file system
+/// cannot be asked (then there is no budget).
+pub fn default_budget(out: &std::path::Path) -> Option<u64> {
+    // The directory may not exist yet: ask about the nearest ancestor that does.
+    let mut at = out;
+    while !at.exists() {
+        at = at.parent().filter(|p| !p.as_os_str().is_empty())?;
+    }
+    let c = std::ffi::CString::new(at.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: `c` is a valid path string; `st` is written by the kernel only.
+    let st = unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        if libc::statvfs(c.as_ptr(), &raw mut st) != 0 {
+            return None;
+        }
+        st
+    };
+    let size = st.f_blocks * st.f_frsize;
+    let free = st.f_bavail * st.f_frsize;
+    let reserve = (size / 10).max(1 << 30);
+    let held: u64 = std::fs::read_dir(out)
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.metadata().ok())
+                .filter(std::fs::Metadata::is_file)
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0);
+    Some((held + free).saturating_sub(reserve))
 }
 
 /// `sniffer capture`.
@@ -195,7 +236,35 @@ fn http_config(args: cli::HttpArgs) -> Result<HttpConfig, ConfigError> {
         out: args.out,
         once: args.once,
         json: args.json,
+        save: !args.no_save,
+        max_disk: args
+            .max_disk
+            .as_deref()
+            .map(|v| parse_size(v).ok_or_else(|| ConfigError::OutOfRange {
+                option: "max-disk",
+                value: v.to_owned(),
+                why: "expected a size in bytes, optionally with K, M, G or T (powers of 1024), e.g. 500M",
+            }))
+            .transpose()?,
+        dedup: args.dedup,
     })
+}
+
+/// `500M`, `2G`, `1048576`, `10KiB`: bytes, with K, M, G, T as powers of 1024.
+fn parse_size(v: &str) -> Option<u64> {
+    let v = v.trim();
+    let digits = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let n: u64 = v[..digits].parse().ok()?;
+    let unit = v[digits..].trim().to_ascii_uppercase();
+    let shift = match unit.trim_end_matches('B').trim_end_matches('I') {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => return None,
+    };
+    n.checked_mul(1 << shift)
 }
 
 fn input(args: &cli::InputArgs) -> Result<Input, ConfigError> {
@@ -276,6 +345,18 @@ fn parse_flow_spec(spec: &str) -> Result<FlowSelector, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn issue12_sizes_with_units() {
+        assert_eq!(parse_size("1048576"), Some(1 << 20));
+        assert_eq!(parse_size("500M"), Some(500 << 20));
+        assert_eq!(parse_size("2g"), Some(2 << 30));
+        assert_eq!(parse_size("10KiB"), Some(10 << 10));
+        assert_eq!(parse_size("1TB"), Some(1 << 40));
+        assert_eq!(parse_size("12Q"), None);
+        assert_eq!(parse_size("M"), None);
+        assert_eq!(parse_size("99999999999T"), None);
+    }
 
     #[test]
     fn flow_spec_v4_and_v6() {

@@ -2,12 +2,12 @@
 
 use std::io::{self, BufWriter};
 
-use sniffer::{capture, output::flows::FlowsPrinter, pipeline};
+use sniffer::{output::flows::FlowsPrinter, pipeline};
 
-use super::{AppError, config::FlowsConfig};
+use super::{AppError, config::FlowsConfig, stop};
 
 pub(super) fn run(config: &FlowsConfig) -> Result<(), AppError> {
-    let mut source = capture::open(&config.input)?;
+    let mut source = stop::open(&config.input)?;
     let out = BufWriter::with_capacity(64 << 10, io::stdout().lock());
     let mut printer = FlowsPrinter::new(out, config.format, config.write_flows.as_deref())
         .map_err(|source| AppError::Io {
@@ -30,6 +30,9 @@ pub(super) fn run(config: &FlowsConfig) -> Result<(), AppError> {
         "sniffer: {}",
         sniffer::output::flows::closing_summary(&stats)
     );
+    if stop::requested() {
+        eprintln!("sniffer: interrupted: the sessions still open were ended and listed");
+    }
     written.map_err(|source| AppError::Io {
         what: if config.write_flows.is_some() {
             "writing flows".into()

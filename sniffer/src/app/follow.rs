@@ -3,15 +3,14 @@
 use std::io::{self, BufWriter};
 
 use sniffer::{
-    capture,
     output::follow::{FlowSelector, FollowFormat, Follower},
     pipeline,
 };
 
-use super::{AppError, config::FollowConfig};
+use super::{AppError, config::FollowConfig, stop};
 
 pub(super) fn run(config: &FollowConfig) -> Result<(), AppError> {
-    let mut source = capture::open(&config.input)?;
+    let mut source = stop::open(&config.input)?;
     let out = BufWriter::with_capacity(64 << 10, io::stdout().lock());
     let mut follower = Follower::new(out, config.select.clone(), config.format, config.dir);
     let (stats, failed) = match pipeline::run(source.as_mut(), &config.flow, &mut follower) {
@@ -34,6 +33,10 @@ pub(super) fn run(config: &FollowConfig) -> Result<(), AppError> {
             FlowSelector::Stream(n) => format!("stream {n}"),
             FlowSelector::Endpoints(a, b) => format!("a session between {a} and {b}"),
         };
+        if stop::requested() {
+            eprintln!("sniffer: interrupted before {what} was seen");
+            return Ok(());
+        }
         return Err(AppError::NotFound(format!(
             "no {what} in the input ({} TCP sessions, numbered from 0)",
             stats.flow.sessions
@@ -57,7 +60,9 @@ pub(super) fn run(config: &FollowConfig) -> Result<(), AppError> {
             eprintln!("sniffer:   {dir} [{len} bytes missing] at offset {offset}");
         }
     }
-    if stats.stopped_early {
+    if stop::requested() {
+        eprintln!("sniffer: interrupted: printed what was seen of the stream");
+    } else if stats.stopped_early {
         eprintln!("sniffer: stopped reading once the stream ended");
     } else {
         eprintln!(

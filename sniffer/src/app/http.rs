@@ -1,40 +1,33 @@
 //! `sniffer http` (the default command): one line per transaction, matching bodies saved.
+//!
+//! A transaction whose body was saved is printed once its file is indexed, so its line
+//! says what is on disk: `-> FILE`, or `-> FILE [not saved whole: ERROR]` when a write
+//! failed. Lines keep transaction order. Failed files make the exit code 1.
 
 use std::{
+    collections::{HashMap, VecDeque},
     io::{self, BufWriter, Write as _},
-    sync::atomic::{AtomicBool, Ordering},
 };
 
 use sniffer::{
-    capture::{self, Input},
-    extract::{ExtractConfig, Extractor},
-    http::{BodyEvent, HttpAnalyzer, HttpListener, Limits, Transaction},
-    output::jsonl::{human, transaction_record},
+    capture::Input,
+    extract::{ExtractConfig, ExtractStats, Extractor, Outcome},
+    http::{BodyEvent, HttpAnalyzer, HttpListener, HttpStats, Limits, Transaction},
+    output::{
+        count,
+        jsonl::{human, transaction_record},
+    },
     pipeline,
-    records::Record as _,
+    records::{Record as _, TransactionRecord},
 };
 
-use super::{AppError, config::HttpConfig};
+use super::{AppError, config::HttpConfig, stop};
 
-/// Set by SIGINT while a capture file is read: stop, and flush what is open.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_sigint(_: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::Relaxed);
-}
-
-/// Ctrl-C stops reading a file cleanly (a second one kills, as usual). Live capture
-/// handles its own signals in the source.
-fn catch_sigint() {
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe; the
-    // sigaction struct is fully initialised (zeroed, then the fields we use).
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_sigint as *const () as usize;
-        sa.sa_flags = libc::SA_RESETHAND;
-        libc::sigemptyset(&raw mut sa.sa_mask);
-        libc::sigaction(libc::SIGINT, &raw const sa, std::ptr::null_mut());
-    }
+/// A transaction line, waiting (if its body was saved) for its file's outcome.
+struct Line {
+    record: TransactionRecord,
+    /// (stream, transaction) of the saved file, until its outcome is known.
+    waits_for: Option<(u64, u64)>,
 }
 
 /// Prints each transaction and hands bodies to the extractor.
@@ -46,7 +39,50 @@ struct Printer<W: io::Write> {
     flush_each: bool,
     extractor: Extractor,
     saved_any: bool,
+    /// Lines not printed yet, in order.
+    lines: VecDeque<Line>,
+    /// Outcomes that arrived before their line was at the front.
+    outcomes: HashMap<(u64, u64), Outcome>,
     error: Option<io::Error>,
+}
+
+impl<W: io::Write> Printer<W> {
+    /// Print the lines whose files' outcomes are known, in order.
+    fn drain(&mut self) {
+        for o in self.extractor.outcomes() {
+            self.outcomes.insert((o.stream, o.transaction), o);
+        }
+        let mut printed = false;
+        while let Some(front) = self.lines.front_mut() {
+            if let Some(key) = front.waits_for {
+                let Some(o) = self.outcomes.remove(&key) else {
+                    break;
+                };
+                front.record.file = Some(o.file);
+                front.record.file_error = o.error;
+                front.waits_for = None;
+            }
+            let line = self.lines.pop_front().expect("front exists");
+            if self.error.is_none() {
+                let text = if self.json {
+                    line.record.to_json()
+                } else {
+                    human(&line.record, self.extractor.dir())
+                };
+                if let Err(e) = writeln!(self.out, "{text}") {
+                    self.error = Some(e);
+                }
+                printed = true;
+            }
+        }
+        if printed
+            && self.flush_each
+            && self.error.is_none()
+            && let Err(e) = self.out.flush()
+        {
+            self.error = Some(e);
+        }
+    }
 }
 
 impl<W: io::Write> HttpListener for Printer<W> {
@@ -62,41 +98,41 @@ impl<W: io::Write> HttpListener for Printer<W> {
     fn http_transaction(&mut self, tx: &Transaction) {
         let saved = self.extractor.on_done(tx);
         self.saved_any |= saved.is_some();
-        if self.error.is_some() {
-            return;
-        }
-        let record = transaction_record(tx, saved.as_ref());
-        let line = if self.json {
-            record.to_json()
-        } else {
-            human(&record, self.extractor.dir())
-        };
-        let written = writeln!(self.out, "{line}").and_then(|()| {
-            if self.flush_each {
-                self.out.flush()
-            } else {
-                Ok(())
-            }
+        self.lines.push_back(Line {
+            record: transaction_record(tx, saved.as_ref()),
+            waits_for: saved.map(|e| (e.stream, e.transaction)),
         });
-        if let Err(e) = written {
-            self.error = Some(e);
-        }
+        self.drain();
     }
 
     fn should_stop(&self) -> bool {
-        (self.once && self.saved_any) || self.error.is_some() || INTERRUPTED.load(Ordering::Relaxed)
+        (self.once && self.saved_any) || self.error.is_some()
     }
 }
 
 pub(super) fn run(config: &HttpConfig) -> Result<(), AppError> {
+    let budget = match (config.max_disk, &config.input) {
+        (Some(b), _) => Some(b),
+        (None, Input::Live(_)) if config.save => super::config::default_budget(&config.out),
+        (None, _) => None,
+    };
     let extractor = Extractor::new(ExtractConfig {
         dir: config.out.clone(),
-        globs: config.extract.clone(),
-        all: config.extract_all,
+        globs: if config.save {
+            config.extract.clone()
+        } else {
+            Vec::new()
+        },
+        all: config.save && config.extract_all,
+        budget,
+        dedup: config.dedup,
     })?;
-    let mut source = capture::open(&config.input)?;
-    if matches!(config.input, Input::Files(_)) {
-        catch_sigint();
+    let mut source = stop::open(&config.input)?;
+    if let (Input::Live(_), Some(b)) = (&config.input, budget) {
+        eprintln!(
+            "sniffer: saving into {}, at most {b} bytes (--max-disk); the oldest files go first",
+            config.out.display()
+        );
     }
     let printer = Printer {
         out: BufWriter::with_capacity(64 << 10, io::stdout().lock()),
@@ -105,6 +141,8 @@ pub(super) fn run(config: &HttpConfig) -> Result<(), AppError> {
         flush_each: matches!(config.input, Input::Live(_)),
         extractor,
         saved_any: false,
+        lines: VecDeque::new(),
+        outcomes: HashMap::new(),
         error: None,
     };
     let mut analyzer = HttpAnalyzer::new(printer, Limits::default());
@@ -118,41 +156,13 @@ pub(super) fn run(config: &HttpConfig) -> Result<(), AppError> {
     let http = analyzer.stats().clone();
     let mut printer = analyzer.into_listener();
     printer.extractor.finish();
+    printer.drain();
     let flushed = printer.out.flush();
     let ex = printer.extractor.stats();
-    let mut summary = format!(
-        "sniffer: {} HTTP transactions ({} requests, {} responses, {} unanswered); \
-         {} files saved in {} ({} bytes, {} incomplete, {} merged from 206 parts, {} kept raw)",
-        http.transactions,
-        http.requests,
-        http.responses,
-        http.unanswered,
-        ex.saved,
-        printer.extractor.dir().display(),
-        ex.bytes,
-        ex.incomplete,
-        ex.merged,
-        ex.kept_raw,
+    eprintln!(
+        "sniffer: {}",
+        summary(&http, &ex, config, stop::requested())
     );
-    for (n, what) in [
-        (http.malformed, "messages refused as malformed"),
-        (ex.refused, "wanted bodies refused as malformed"),
-        (http.incomplete_bodies, "bodies incomplete"),
-        (http.decode_failures, "bodies not decoded"),
-        (http.resyncs, "times parsing resynchronised"),
-        (http.tunnels, "sessions tunnelled (CONNECT/Upgrade)"),
-        (http.capped_sessions, "sessions capped"),
-        (http.not_http, "sessions not HTTP"),
-        (ex.write_errors, "write errors"),
-    ] {
-        if n > 0 {
-            summary += &format!("; {n} {what}");
-        }
-    }
-    if INTERRUPTED.load(Ordering::Relaxed) {
-        summary += "; interrupted";
-    }
-    eprintln!("{summary}");
     eprintln!(
         "sniffer: {}",
         sniffer::output::flows::closing_summary(&stats)
@@ -167,8 +177,129 @@ pub(super) fn run(config: &HttpConfig) -> Result<(), AppError> {
         what: "writing transactions".into(),
         source,
     })?;
-    match failed {
-        Some(e) => Err(e.into()),
-        None => Ok(()),
+    if let Some(e) = failed {
+        return Err(e.into());
     }
+    if ex.failed > 0 || ex.index_errors > 0 {
+        return Err(AppError::NotSaved {
+            failed: ex.failed,
+            index_errors: ex.index_errors,
+            dir: config.out.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// The closing line about transactions and files; counters that are zero and mean
+/// nothing are left out.
+fn summary(http: &HttpStats, ex: &ExtractStats, config: &HttpConfig, interrupted: bool) -> String {
+    let mut s = count(http.transactions, "HTTP transaction", "HTTP transactions");
+    s += &format!(
+        " ({}, {}",
+        count(http.requests, "request", "requests"),
+        count(http.responses, "response", "responses")
+    );
+    if http.unanswered > 0 {
+        s += &format!(", {} unanswered", http.unanswered);
+    }
+    s += ")";
+    if config.save {
+        s += &format!(
+            "; {} saved in {}",
+            count(ex.saved, "file", "files"),
+            config.out.display()
+        );
+        let mut details = Vec::new();
+        if ex.saved > 0 {
+            details.push(count(ex.bytes, "byte", "bytes"));
+        }
+        for (n, what) in [
+            (ex.incomplete, "incomplete"),
+            (ex.merged, "merged from 206 parts"),
+            (ex.kept_raw, "kept raw (decoding failed)"),
+            (ex.over_budget, "cut short by the disk budget"),
+            (ex.deduplicated, "stored as links to a copy"),
+        ] {
+            if n > 0 {
+                details.push(format!("{n} {what}"));
+            }
+        }
+        if !details.is_empty() {
+            s += &format!(" ({})", details.join(", "));
+        }
+    }
+    let mut extra = Vec::new();
+    if ex.failed > 0 {
+        extra.push(count(ex.failed, "file failed", "files failed"));
+    }
+    if ex.evicted > 0 {
+        extra.push(format!(
+            "{} for the disk budget ({})",
+            count(ex.evicted, "file deleted", "files deleted"),
+            count(ex.evicted_bytes, "byte", "bytes")
+        ));
+    }
+    if ex.index_errors > 0 {
+        extra.push(count(
+            ex.index_errors,
+            "index line not written",
+            "index lines not written",
+        ));
+    }
+    if ex.leftover_parts > 0 {
+        extra.push(format!(
+            "{} from an earlier run",
+            count(
+                ex.leftover_parts,
+                "leftover .part file",
+                "leftover .part files"
+            )
+        ));
+    }
+    for (n, one, many) in [
+        (
+            http.malformed,
+            "message refused as malformed",
+            "messages refused as malformed",
+        ),
+        (
+            ex.refused,
+            "wanted body refused as malformed",
+            "wanted bodies refused as malformed",
+        ),
+        (
+            http.incomplete_bodies,
+            "body incomplete",
+            "bodies incomplete",
+        ),
+        (
+            http.decode_failures,
+            "body not decoded",
+            "bodies not decoded",
+        ),
+        (
+            http.resyncs,
+            "time parsing resynchronised",
+            "times parsing resynchronised",
+        ),
+        (
+            http.tunnels,
+            "session tunnelled (CONNECT/Upgrade)",
+            "sessions tunnelled (CONNECT/Upgrade)",
+        ),
+        (http.capped_sessions, "session capped", "sessions capped"),
+        (http.not_http, "session not HTTP", "sessions not HTTP"),
+    ] {
+        if n > 0 {
+            extra.push(count(n, one, many));
+        }
+    }
+    if interrupted {
+        extra.push("interrupted".into());
+    }
+    for e in extra {
+        s += "; ";
+        s += &e;
+    }
+    s
 }

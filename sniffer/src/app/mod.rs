@@ -9,6 +9,7 @@ pub mod exit;
 mod flows;
 mod follow;
 mod http;
+mod stop;
 
 use sniffer::capture::{CaptureError, live::LiveError};
 
@@ -30,6 +31,16 @@ pub enum AppError {
     /// The output directory or a saved file could not be created.
     #[error(transparent)]
     Extract(#[from] sniffer::extract::ExtractError),
+    /// Files could not be written whole (each has an index line saying why).
+    #[error("{}", not_saved(*failed, *index_errors, dir))]
+    NotSaved {
+        /// Files that failed.
+        failed: u64,
+        /// Index lines that could not be written.
+        index_errors: u64,
+        /// The output directory.
+        dir: std::path::PathBuf,
+    },
     /// Writing output failed.
     #[error("{what}: {source}")]
     Io {
@@ -41,15 +52,45 @@ pub enum AppError {
     },
 }
 
+fn not_saved(failed: u64, index_errors: u64, dir: &std::path::Path) -> String {
+    let mut s = String::new();
+    if failed > 0 {
+        s += &format!(
+            "{} could not be written whole in {}",
+            sniffer::output::count(failed, "file", "files"),
+            dir.display()
+        );
+        s += if index_errors == 0 {
+            " (index.jsonl says why)"
+        } else {
+            " (the warnings above say why)"
+        };
+    }
+    if index_errors > 0 {
+        if !s.is_empty() {
+            s += "; ";
+        }
+        s += &format!(
+            "{} could not be written to {}",
+            sniffer::output::count(index_errors, "line", "lines"),
+            dir.join("index.jsonl").display()
+        );
+    }
+    s
+}
+
 impl AppError {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Self::Config(_) | Self::Capture(CaptureError::Live(LiveError::NoSuchDevice { .. })) => {
+            Self::Config(_)
+            | Self::NotFound(_)
+            | Self::Capture(CaptureError::Live(LiveError::NoSuchDevice { .. }))
+            | Self::Extract(sniffer::extract::ExtractError::NotADirectory { .. }) => {
                 ExitCode::Usage
             }
             Self::Capture(CaptureError::File(e)) if e.is_damage() => ExitCode::DamagedInput,
-            Self::Capture(_) | Self::Extract(_) | Self::Io { .. } | Self::NotFound(_) => {
+            Self::Capture(_) | Self::Extract(_) | Self::Io { .. } | Self::NotSaved { .. } => {
                 ExitCode::Failure
             }
         }

@@ -276,6 +276,12 @@ impl FileSource {
 
 impl PacketSource for FileSource {
     fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
+        if stop_requested() {
+            if let Some(p) = self.progress.take() {
+                p.finish();
+            }
+            return Ok(None);
+        }
         if let Some(i) = self.current.take() {
             self.advance(i);
         }
@@ -688,6 +694,10 @@ impl FileReader {
     /// refill, grow the buffer, or report damage.
     /// `Ok(false)`: the stream ended cleanly between records.
     fn recover(&mut self, step: Step) -> Result<bool, FileError> {
+        if stop_requested() {
+            // Asked to stop while reading: the input ends here.
+            return Ok(false);
+        }
         if step == Step::ReadError {
             return Err(self.read_failure());
         }
@@ -1037,6 +1047,10 @@ fn sniff(mut r: Box<dyn Read + Send>) -> io::Result<(Vec<u8>, Box<dyn Read + Sen
     Ok((prefix.clone(), Box::new(io::Cursor::new(prefix).chain(r))))
 }
 
+fn stop_requested() -> bool {
+    super::STOP.load(Ordering::Relaxed)
+}
+
 /// Counts the bytes read from the file itself (progress).
 struct Counting {
     inner: Box<dyn Read + Send>,
@@ -1070,7 +1084,12 @@ impl Read for Filling {
             match self.inner.read(&mut buf[n..]) {
                 Ok(0) => break,
                 Ok(k) => n += k,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    if stop_requested() {
+                        // A stop was asked for: no more waiting on the stream.
+                        break;
+                    }
+                }
                 Err(e) if n == 0 => return Err(self.keep(e)),
                 Err(e) => {
                     self.deferred = Some(e);

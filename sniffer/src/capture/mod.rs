@@ -7,7 +7,7 @@ pub mod live;
 mod mapped;
 pub mod writer;
 
-use std::path::PathBuf;
+use std::{path::PathBuf, sync::atomic::AtomicBool};
 
 pub use crate::wire::Timestamp;
 pub use live::LiveOptions;
@@ -93,6 +93,12 @@ impl Frame<'_> {
         (self.data.len() as u64) < self.orig_len as u64
     }
 }
+
+/// A stop request for capture files: set it (from a signal handler too: the store is
+/// async-signal-safe) and file sources end at their next frame, cleanly, as if the input
+/// ended there; a read that a signal interrupts returns what it has instead of waiting
+/// on. Live sources catch SIGINT and SIGTERM themselves.
+pub static STOP: AtomicBool = AtomicBool::new(false);
 
 /// Where packets come from.
 #[derive(Clone, Debug, PartialEq, Eq)]

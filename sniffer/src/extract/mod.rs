@@ -6,6 +6,11 @@
 //! the body. When the transaction is over it appends one line to `DIR/index.jsonl`
 //! ([`IndexEntry`]).
 //!
+//! The output directory is created when the first file is saved (nothing is created by a
+//! run that saves nothing). Files are written as `NAME.part` and renamed when closed;
+//! what was written, failed, evicted or deduplicated is decided and indexed by the
+//! writer ([`writer`], with [`budget`] for the disk budget and dedup).
+//!
 //! Safety of the file system:
 //! - names come from [`naming`] only (stream, transaction, sanitised last segment, MIME
 //!   extension), never from Host or the raw URI;
@@ -20,6 +25,7 @@
 //! 206 responses are saved with their range; once the parts of one resource (same URL,
 //! validator and length) cover it from 0 to its end, they are merged into one more file.
 
+pub mod budget;
 pub mod naming;
 mod writer;
 
@@ -32,6 +38,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
+pub use writer::Outcome;
 use writer::{Job, Writer};
 
 use crate::{
@@ -41,19 +48,30 @@ use crate::{
 };
 
 /// What to save, and where.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct ExtractConfig {
-    /// Output directory (created if missing).
+    /// Output directory (created, if missing, when the first file is saved).
     pub dir: PathBuf,
     /// Media types to save (lower-case globs such as `audio/*`).
     pub globs: Vec<glob::Pattern>,
     /// Save every body whatever its type.
     pub all: bool,
+    /// Bytes the output directory may hold; the oldest saved files are deleted to stay
+    /// within it (`--max-disk`).
+    pub budget: Option<u64>,
+    /// Store a body whose sha256 was already saved once; later copies are hard links.
+    pub dedup: bool,
 }
 
 /// Why extraction could not start or a file could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum ExtractError {
+    /// The output path exists and is not a directory.
+    #[error("output directory {dir}: exists and is not a directory")]
+    NotADirectory {
+        /// The path given.
+        dir: PathBuf,
+    },
     /// The output directory could not be created or opened.
     #[error("output directory {dir}: {source}")]
     Dir {
@@ -93,10 +111,23 @@ pub struct ExtractStats {
     pub kept_raw: u64,
     /// Bodies wanted but refused as malformed (not saved).
     pub refused: u64,
-    /// Files that could not be created or written.
-    pub write_errors: u64,
-    /// Bytes written to saved files.
+    /// Files that could not be created or written whole (indexed with their error,
+    /// never counted as saved).
+    pub failed: u64,
+    /// Bytes in saved files.
     pub bytes: u64,
+    /// Files cut short because the disk budget was reached (saved, incomplete).
+    pub over_budget: u64,
+    /// Saved files deleted to stay within the disk budget.
+    pub evicted: u64,
+    /// Bytes freed by those deletions.
+    pub evicted_bytes: u64,
+    /// Files stored as hard links to an earlier identical body (`--dedup`).
+    pub deduplicated: u64,
+    /// index.jsonl lines that could not be written.
+    pub index_errors: u64,
+    /// `.part` files found in the directory at start: left by a run that was killed.
+    pub leftover_parts: u64,
 }
 
 /// A file being filled, as the extractor sees it: the bytes not yet handed to the writer
@@ -171,19 +202,50 @@ struct Part {
 /// `index.jsonl` has (the writer fills it in).
 pub struct Extractor {
     config: ExtractConfig,
-    dir: File,
-    writer: Writer,
+    /// The directory and its writer, once the first file is saved.
+    active: Option<Active>,
+    /// Why the directory could not be made ready (then every file fails).
+    unusable: Option<String>,
     next_id: u64,
     open: HashMap<(u64, u64), OpenBody, foldhash::fast::RandomState>,
     /// 206 parts by (URL, validator, complete length).
     parts: HashMap<(String, String, u64), Vec<Part>>,
-    /// Counted here: kept_raw, refused, and files that could not be created.
+    /// Counted here: kept_raw, refused, leftovers, and files that could not be created
+    /// while the directory was unusable.
     stats: ExtractStats,
     last: Option<IndexEntry>,
 }
 
+/// The output directory, open, and the writer of its files.
+struct Active {
+    dir: File,
+    writer: Writer,
+}
+
 /// Bytes gathered per file before they are written (and handed to the hasher thread).
 const BUF: usize = 64 * 1024;
+
+/// The name a file has while it is being written.
+pub fn part_name(name: &str) -> String {
+    format!("{name}.part")
+}
+
+/// Whether `name` exists in `dir` (as anything, symlinks not followed).
+fn exists_in(dir: &File, name: &str) -> bool {
+    let Ok(c) = CString::new(name) else {
+        return false;
+    };
+    // SAFETY: `c` is a valid NUL-terminated string, `st` is written by the kernel only.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::fstatat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            &raw mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        ) == 0
+    }
+}
 
 /// `openat(dir, name)` creating a new file: never follows a symlink, never overwrites.
 fn create_in(dir: &File, name: &str, append: bool) -> io::Result<File> {
@@ -194,7 +256,8 @@ fn create_in(dir: &File, name: &str, append: bool) -> io::Result<File> {
         ));
     }
     let c = CString::new(name).map_err(io::Error::other)?;
-    let flags = libc::O_WRONLY
+    // Read and write: a file whose write failed is read back to index what it holds.
+    let flags = libc::O_RDWR
         | libc::O_CREAT
         | libc::O_NOFOLLOW
         | libc::O_CLOEXEC
@@ -237,41 +300,109 @@ fn remove_in(dir: &File, name: &str) -> io::Result<()> {
 }
 
 impl Extractor {
-    /// Create (if needed) and open the output directory and its `index.jsonl`, and start
-    /// the hasher thread.
+    /// An extractor for `config`. Nothing is created yet: the directory, its
+    /// `index.jsonl` and the hasher thread come with the first saved file (or
+    /// [`Self::prepare`]).
     ///
     /// # Errors
-    /// The directory or the index cannot be created or opened.
+    /// The output path exists and is not a directory.
     pub fn new(config: ExtractConfig) -> Result<Self, ExtractError> {
-        let dir_err = |source| ExtractError::Dir {
-            dir: config.dir.clone(),
-            source,
-        };
-        std::fs::create_dir_all(&config.dir).map_err(dir_err)?;
-        let dir = File::open(&config.dir).map_err(dir_err)?;
-        if !dir.metadata().map_err(dir_err)?.is_dir() {
-            return Err(dir_err(io::Error::new(
-                io::ErrorKind::NotADirectory,
-                "not a directory",
-            )));
+        if config.dir.exists() && !config.dir.is_dir() {
+            return Err(ExtractError::NotADirectory {
+                dir: config.dir.clone(),
+            });
         }
-        let index_err = |source| ExtractError::File {
-            dir: config.dir.clone(),
-            name: "index.jsonl".into(),
-            source,
-        };
-        let index = create_in(&dir, "index.jsonl", true).map_err(index_err)?;
-        let writer = Writer::start(dir.try_clone().map_err(dir_err)?, index).map_err(dir_err)?;
         Ok(Self {
             config,
-            dir,
-            writer,
+            active: None,
+            unusable: None,
             next_id: 0,
             open: HashMap::default(),
             parts: HashMap::new(),
             stats: ExtractStats::default(),
             last: None,
         })
+    }
+
+    /// Create (if needed) and open the output directory and its `index.jsonl`, and start
+    /// the hasher thread, now rather than at the first saved file (for a program that
+    /// gives up its privileges and must open the directory before).
+    ///
+    /// # Errors
+    /// The directory or the index cannot be created or opened.
+    pub fn prepare(&mut self) -> Result<(), ExtractError> {
+        if self.active.is_some() {
+            return Ok(());
+        }
+        let path = self.config.dir.clone();
+        let dir_err = |source| ExtractError::Dir {
+            dir: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&self.config.dir).map_err(dir_err)?;
+        let dir = File::open(&self.config.dir).map_err(dir_err)?;
+        if !dir.metadata().map_err(dir_err)?.is_dir() {
+            return Err(ExtractError::NotADirectory {
+                dir: self.config.dir.clone(),
+            });
+        }
+        let found = self.survey().map_err(dir_err)?;
+        let index = create_in(&dir, "index.jsonl", true).map_err(|source| ExtractError::File {
+            dir: self.config.dir.clone(),
+            name: "index.jsonl".into(),
+            source,
+        })?;
+        let limits = writer::Limits {
+            budget: self.config.budget,
+            dedup: self.config.dedup,
+        };
+        let writer = Writer::start(dir.try_clone().map_err(dir_err)?, index, limits, found)
+            .map_err(dir_err)?;
+        self.active = Some(Active { dir, writer });
+        Ok(())
+    }
+
+    /// What the directory already holds, oldest first (name, size), for the budget;
+    /// leftover `.part` files are counted and reported.
+    fn survey(&mut self) -> io::Result<Vec<(String, u64)>> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(&self.config.dir)? {
+            let entry = entry?;
+            let meta = entry.metadata()?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            if !meta.is_file() || name == "index.jsonl" {
+                continue;
+            }
+            if name.ends_with(".part") {
+                self.stats.leftover_parts += 1;
+            }
+            found.push((meta.modified().ok(), name, meta.len()));
+        }
+        if self.stats.leftover_parts > 0 {
+            log::warn!(
+                "{}: {} .part file(s) left by an earlier run that was stopped by force: \
+                 they are incomplete; kept as they are",
+                self.config.dir.display(),
+                self.stats.leftover_parts
+            );
+        }
+        found.sort();
+        Ok(found.into_iter().map(|(_, n, len)| (n, len)).collect())
+    }
+
+    /// The directory and writer, made ready on first use. `None` when that failed (the
+    /// reason is kept, and said once).
+    fn active(&mut self) -> Option<&Active> {
+        if self.active.is_none()
+            && self.unusable.is_none()
+            && let Err(e) = self.prepare()
+        {
+            log::warn!("nothing can be saved: {e}");
+            self.unusable = Some(e.to_string());
+        }
+        self.active.as_ref()
     }
 
     /// The output directory.
@@ -281,18 +412,35 @@ impl Extractor {
 
     /// What was counted so far (final after [`Self::finish`]).
     pub fn stats(&self) -> ExtractStats {
-        let w = writer::counts(&self.writer.stats).clone();
+        let w = self
+            .active
+            .as_ref()
+            .map(|a| writer::counts(&a.writer.stats).clone())
+            .unwrap_or_default();
         ExtractStats {
-            write_errors: w.write_errors + self.stats.write_errors,
+            failed: w.failed + self.stats.failed,
             kept_raw: self.stats.kept_raw,
             refused: self.stats.refused,
+            leftover_parts: self.stats.leftover_parts,
             ..w
         }
     }
 
     /// Wait until everything handed over so far is written and indexed.
     pub fn sync(&self) {
-        self.writer.sync();
+        if let Some(a) = &self.active {
+            a.writer.sync();
+        }
+    }
+
+    /// What became of the files closed since the last call (each told once): saved, or
+    /// failed with an error. Known once the writer has indexed them; [`Self::finish`]
+    /// makes every outcome known.
+    pub fn outcomes(&self) -> Vec<Outcome> {
+        self.active
+            .as_ref()
+            .map(|a| a.writer.outcomes())
+            .unwrap_or_default()
     }
 
     /// The entry of the last finished transaction that saved a file; cleared on read.
@@ -310,40 +458,57 @@ impl Extractor {
                 .any(|g| g.matches(content_type.unwrap_or("")))
     }
 
-    fn create(&self, tx: &Transaction, prefix: &str) -> Result<(String, File), ExtractError> {
+    /// The writer; only called while a file is open, so the directory is ready.
+    fn writer(&self) -> &Writer {
+        &self
+            .active
+            .as_ref()
+            .expect("a file is open, so the directory is ready")
+            .writer
+    }
+
+    /// Create `NAME.part` for a new file whose final name is free too; returns the final
+    /// name. On failure, the name that was tried.
+    fn create(
+        &mut self,
+        tx: &Transaction,
+        prefix: &str,
+    ) -> Result<(String, File), (String, io::Error)> {
         let uri = tx.request.as_ref().map_or(&b""[..], |r| &r.uri);
         let ct = tx.response.as_ref().and_then(|r| r.content_type());
+        let first = format!(
+            "{prefix}{}",
+            naming::file_name(tx.stream, tx.number, uri, ct.as_deref(), 0)
+        );
+        let Some(active) = self.active() else {
+            let why = self.unusable.clone().unwrap_or_default();
+            return Err((first, io::Error::other(why)));
+        };
         let mut last_err = None;
         for attempt in 0..1000 {
             let name = format!(
                 "{prefix}{}",
                 naming::file_name(tx.stream, tx.number, uri, ct.as_deref(), attempt)
             );
-            match create_in(&self.dir, &name, false) {
+            if exists_in(&active.dir, &name) {
+                last_err = Some((name, io::ErrorKind::AlreadyExists.into()));
+                continue;
+            }
+            match create_in(&active.dir, &part_name(&name), false) {
                 Ok(f) => return Ok((name, f)),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_err = Some((name, e)),
-                Err(e) => {
-                    return Err(ExtractError::File {
-                        dir: self.config.dir.clone(),
-                        name,
-                        source: e,
-                    });
-                }
+                Err(e) => return Err((name, e)),
             }
         }
-        let (name, source) = last_err.expect("1000 attempts");
-        Err(ExtractError::File {
-            dir: self.config.dir.clone(),
-            name,
-            source,
-        })
+        Err(last_err.expect("1000 attempts"))
     }
 
-    fn sink(&mut self, tx: &Transaction, prefix: &str) -> Result<Sink, ExtractError> {
+    fn sink(&mut self, tx: &Transaction, prefix: &str) -> Result<Sink, (String, io::Error)> {
         let (name, file) = self.create(tx, prefix)?;
         let id = self.next_id;
         self.next_id += 1;
-        self.writer.send(Job::Open {
+        let writer = self.writer();
+        writer.send(Job::Open {
             id,
             name: name.clone(),
             file,
@@ -352,8 +517,55 @@ impl Extractor {
             id,
             name,
             len: 0,
-            buf: self.writer.buffer(BUF),
+            buf: writer.buffer(BUF),
         })
+    }
+
+    /// A file that could not be created: indexed with its error (when the directory is
+    /// usable), counted, and never reported as saved.
+    fn creation_failed(&mut self, tx: &Transaction, name: String, error: io::Error) {
+        log::warn!("{}/{name}: not saved: {error}", self.config.dir.display());
+        match &self.active {
+            Some(a) => {
+                let mut entry = self.entry(tx, name, 0);
+                entry.complete = false;
+                a.writer.send(Job::Failed {
+                    entry: Box::new(entry),
+                    error,
+                });
+            }
+            None => self.stats.failed += 1,
+        }
+    }
+
+    /// The index line of `tx`'s body saved as `file` (size and sha256 are the writer's).
+    fn entry(&self, tx: &Transaction, file: String, size: u64) -> IndexEntry {
+        let resp = tx.response.as_ref();
+        IndexEntry {
+            ts: resp.map_or_else(Timestamp::default, |r| r.ts),
+            stream: tx.stream,
+            transaction: tx.number,
+            endpoints: Endpoints::new(tx.client, tx.server),
+            method: tx.method().to_owned(),
+            url: tx.url(),
+            status: resp.map_or(0, |r| r.status),
+            content_type: resp.and_then(|r| r.content_type()),
+            content_encoding: resp.and_then(|r| r.head.header_str("content-encoding")),
+            range: tx.request.as_ref().and_then(|r| r.head.header_str("range")),
+            content_range: resp.and_then(|r| r.head.header_str("content-range")),
+            size,
+            sha256: String::new(),
+            file,
+            complete: tx.body.complete,
+            gaps: if tx.body.complete {
+                Vec::new()
+            } else {
+                tx.body.gaps.clone()
+            },
+            notes: Vec::new(),
+            merged_from: Vec::new(),
+            error: None,
+        }
     }
 
     /// A response head: start a file if the body is wanted.
@@ -366,9 +578,8 @@ impl Extractor {
         }
         let main = match self.sink(tx, "") {
             Ok(s) => s,
-            Err(e) => {
-                log::warn!("not saved: {e}");
-                self.stats.write_errors += 1;
+            Err((name, e)) => {
+                self.creation_failed(tx, name, e);
                 return false;
             }
         };
@@ -377,9 +588,8 @@ impl Extractor {
         } else {
             match self.sink(tx, "raw-") {
                 Ok(s) => Some(s),
-                Err(e) => {
-                    log::warn!("raw copy not kept: {e}");
-                    self.stats.write_errors += 1;
+                Err((name, e)) => {
+                    log::warn!("{name}: raw copy not kept: {e}");
                     None
                 }
             }
@@ -402,7 +612,11 @@ impl Extractor {
         let Some(b) = self.open.get_mut(&(tx.stream, tx.number)) else {
             return;
         };
-        let w = &self.writer;
+        let w = &self
+            .active
+            .as_ref()
+            .expect("a file is open, so the directory is ready")
+            .writer;
         let encoded = !tx.body.codings.is_empty();
         match event {
             BodyEvent::Raw { offset, bytes } if encoded => {
@@ -474,36 +688,16 @@ impl Extractor {
             }
         };
         if let Some(d) = dropped {
-            self.writer.send(Job::Remove { id: d.id });
+            self.writer().send(Job::Remove { id: d.id });
         }
-        kept.flush(&self.writer);
+        kept.flush(self.writer());
         let resp = tx.response.as_ref()?;
         let complete = tx.body.complete;
         let entry = IndexEntry {
-            ts: resp.ts,
-            stream: tx.stream,
-            transaction: tx.number,
-            endpoints: Endpoints::new(tx.client, tx.server),
-            method: tx.method().to_owned(),
-            url: tx.url(),
-            status: resp.status,
-            content_type: resp.content_type(),
-            content_encoding: resp.head.header_str("content-encoding"),
-            range: tx.request.as_ref().and_then(|r| r.head.header_str("range")),
-            content_range: resp.head.header_str("content-range"),
-            size: kept.len,
-            sha256: String::new(),
-            file: kept.name.clone(),
-            complete,
-            gaps: if complete {
-                Vec::new()
-            } else {
-                tx.body.gaps.clone()
-            },
             notes,
-            merged_from: Vec::new(),
+            ..self.entry(tx, kept.name.clone(), kept.len)
         };
-        self.writer.send(Job::Close {
+        self.writer().send(Job::Close {
             id: kept.id,
             entry: Box::new(entry.clone()),
         });
@@ -557,9 +751,8 @@ impl Extractor {
         self.parts.remove(&key);
         let (name, file) = match self.create(tx, "full-") {
             Ok(f) => f,
-            Err(e) => {
-                self.stats.write_errors += 1;
-                log::warn!("merging 206 parts: {e}");
+            Err((name, e)) => {
+                self.creation_failed(tx, name, e);
                 return None;
             }
         };
@@ -575,7 +768,7 @@ impl Extractor {
             merged_from: plan.iter().map(|p| p.0.clone()).collect(),
             ..entry.clone()
         };
-        self.writer.send(Job::Merge {
+        self.writer().send(Job::Merge {
             file,
             plan,
             entry: Box::new(merged.clone()),
@@ -589,11 +782,14 @@ impl Extractor {
     pub fn finish(&mut self) {
         let mut open: Vec<((u64, u64), OpenBody)> = self.open.drain().collect();
         open.sort_by_key(|(k, _)| *k);
+        let Some(active) = self.active.as_mut() else {
+            return;
+        };
         for (key, b) in open {
             let mut main = b.main;
-            main.flush(&self.writer);
+            main.flush(&active.writer);
             if let Some(raw) = b.raw {
-                self.writer.send(Job::Remove { id: raw.id });
+                active.writer.send(Job::Remove { id: raw.id });
             }
             let entry = IndexEntry {
                 ts: b.ts,
@@ -614,13 +810,14 @@ impl Extractor {
                 gaps: Vec::new(),
                 notes: vec!["the capture stopped inside the body".into()],
                 merged_from: Vec::new(),
+                error: None,
             };
-            self.writer.send(Job::Close {
+            active.writer.send(Job::Close {
                 id: main.id,
                 entry: Box::new(entry),
             });
         }
-        self.writer.stop();
+        active.writer.stop();
     }
 }
 

@@ -41,6 +41,7 @@ pub fn transaction_record(tx: &Transaction, saved: Option<&IndexEntry>) -> Trans
         complete: tx.body.complete,
         malformed: tx.malformed.as_ref().map(ToString::to_string),
         file: saved.map(|e| e.file.clone()),
+        file_error: saved.and_then(|e| e.error.clone()),
         notes,
     }
 }
@@ -68,6 +69,9 @@ pub fn human(r: &TransactionRecord, out_dir: &Path) -> String {
     if let Some(f) = &r.file {
         line.push_str(" -> ");
         line.push_str(&out_dir.join(f).display().to_string());
+        if let Some(e) = &r.file_error {
+            line.push_str(&format!(" [not saved whole: {e}]"));
+        }
     }
     if !r.complete && r.status.is_some() {
         line.push_str(" [incomplete]");
