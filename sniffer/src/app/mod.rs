@@ -60,7 +60,7 @@ fn not_saved(failed: u64, index_errors: u64, dir: &std::path::Path) -> String {
             sniffer::output::count(failed, "file", "files"),
             dir.display()
         );
-        s += if index_errors == 0 {
+        s += if index_errors == 0 && dir.join("index.jsonl").exists() {
             " (index.jsonl says why)"
         } else {
             " (the warnings above say why)"

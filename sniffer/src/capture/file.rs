@@ -534,6 +534,8 @@ impl FileReader {
             inner: stream,
             error: Arc::clone(&read_error),
             deferred: None,
+            eager: size.is_none() && !gzip,
+            given: 0,
         };
         let m4 = |m: &[u8]| m.len() == 4;
         let (reader, format): (Box<dyn PcapReaderIterator + Send>, Format) = match magic.as_slice()
@@ -1065,14 +1067,25 @@ impl Read for Counting {
     }
 }
 
-/// What pcap-parser reads from: fills the whole buffer unless the stream ends (pipes and
-/// gzip return short reads), and keeps the `io::Error` that pcap-parser would discard. An
+/// What pcap-parser reads from: fills the whole buffer unless the stream ends (gzip
+/// returns short reads), and keeps the `io::Error` that pcap-parser would discard. An
 /// error after some bytes were read is held back until those bytes have been parsed.
+///
+/// A pipe (`tcpdump -U -w - | sniffer -r -`) is `eager`: after the first [`EAGER_FIRST`]
+/// bytes (enough for any file header), a read returns as soon as the pipe gave something,
+/// so packets are handled as they come instead of a buffer's worth at a time.
 struct Filling {
     inner: Box<dyn Read + Send>,
     error: Arc<Mutex<Option<io::Error>>>,
     deferred: Option<io::Error>,
+    eager: bool,
+    /// Bytes handed out so far (the first fill waits for [`EAGER_FIRST`]).
+    given: u64,
 }
+
+/// Bytes an eager reader waits for before its first return: more than a pcap header or a
+/// usual pcapng section header block.
+const EAGER_FIRST: u64 = 4096;
 
 impl Read for Filling {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -1083,7 +1096,12 @@ impl Read for Filling {
         while n < buf.len() {
             match self.inner.read(&mut buf[n..]) {
                 Ok(0) => break,
-                Ok(k) => n += k,
+                Ok(k) => {
+                    n += k;
+                    if self.eager && self.given + n as u64 >= EAGER_FIRST {
+                        break;
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {
                     if stop_requested() {
                         // A stop was asked for: no more waiting on the stream.
@@ -1097,6 +1115,7 @@ impl Read for Filling {
                 }
             }
         }
+        self.given += n as u64;
         Ok(n)
     }
 }

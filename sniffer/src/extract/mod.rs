@@ -524,7 +524,10 @@ impl Extractor {
     /// A file that could not be created: indexed with its error (when the directory is
     /// usable), counted, and never reported as saved.
     fn creation_failed(&mut self, tx: &Transaction, name: String, error: io::Error) {
-        log::warn!("{}/{name}: not saved: {error}", self.config.dir.display());
+        if self.unusable.is_none() {
+            // (An unusable directory was said once already.)
+            log::warn!("{}/{name}: not saved: {error}", self.config.dir.display());
+        }
         match &self.active {
             Some(a) => {
                 let mut entry = self.entry(tx, name, 0);
