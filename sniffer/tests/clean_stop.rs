@@ -117,7 +117,13 @@ fn issue12_every_command_stops_cleanly_on_sigint_and_sigterm_at_random_points() 
             assert!(err.contains("interrupted"), "flows, {what}: {err}");
             let sessions: u64 = err
                 .lines()
-                .find_map(|l| l.split_once(" session")?.0.parse().ok())
+                .find_map(|l| {
+                    l.strip_prefix("sniffer: ")?
+                        .split_once(" TCP session")?
+                        .0
+                        .parse()
+                        .ok()
+                })
                 .unwrap_or_else(|| panic!("no session count, {what}: {err}"));
             assert_eq!(
                 rows.lines().count() as u64,

@@ -290,7 +290,7 @@ fn issue4_flows_and_follow_commands() {
     assert_eq!(rows[8]["state"], "open");
     let summary = String::from_utf8(out.stderr).unwrap();
     assert!(
-        summary.contains("11 sessions: 9 closed by FIN"),
+        summary.contains("11 TCP sessions: 9 closed by FIN"),
         "{summary}"
     );
     assert!(summary.contains("2 gaps (9 bytes missing)"), "{summary}");

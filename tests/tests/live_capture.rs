@@ -386,10 +386,10 @@ fn cli_write(pcapng: bool) {
     std::io::Read::read_to_string(&mut stderr, &mut report).unwrap();
     assert!(status.success(), "{status}: {report}");
 
-    // "userspace: N packets received (...), N written to FILE"
+    // "sniffer: userspace: N packets received (...), N written to FILE"
     let written: usize = report
         .lines()
-        .find_map(|l| l.strip_prefix("userspace: "))
+        .find_map(|l| l.strip_prefix("sniffer: userspace: "))
         .and_then(|l| l.split(", ").last())
         .and_then(|l| l.split(' ').next())
         .and_then(|n| n.parse().ok())

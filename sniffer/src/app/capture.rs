@@ -87,7 +87,7 @@ pub(super) fn run(config: &CaptureConfig) -> Result<(), AppError> {
         .map_err(writer_err);
     eprint!("{}", report(&stats, written, &target));
     if stop::requested() {
-        eprintln!("interrupted: {target} holds every packet handled before the signal");
+        eprintln!("sniffer: interrupted: {target} holds every packet handled before the signal");
     }
     result.and(finished)
 }
@@ -104,7 +104,7 @@ fn report(stats: &SourceStats, written: u64, target: &str) -> String {
     let mut s = String::new();
     if let Some(k) = &stats.kernel {
         s += &format!(
-            "kernel filter: {} packets seen, {} matched ({} bytes), {} ring-buffer drops, \
+            "sniffer: kernel filter: {} packets seen, {} matched ({} bytes), {} ring-buffer drops, \
              {} copy failures, {} truncated at snaplen, {} non-first IPv4/IPv6 fragments\n",
             k.seen,
             k.matched,
@@ -116,7 +116,7 @@ fn report(stats: &SourceStats, written: u64, target: &str) -> String {
         );
     }
     s += &format!(
-        "userspace: {} packets received ({} bytes, {} truncated), {} written to {}\n",
+        "sniffer: userspace: {} packets received ({} bytes, {} truncated), {} written to {}\n",
         stats.frames, stats.bytes, stats.truncated, written, target
     );
     s
@@ -145,9 +145,9 @@ mod tests {
         };
         assert_eq!(
             report(&stats, 9, "out.pcap"),
-            "kernel filter: 100 packets seen, 10 matched (1000 bytes), 1 ring-buffer drops, \
+            "sniffer: kernel filter: 100 packets seen, 10 matched (1000 bytes), 1 ring-buffer drops, \
              0 copy failures, 1 truncated at snaplen, 2 non-first IPv4/IPv6 fragments\n\
-             userspace: 9 packets received (900 bytes, 1 truncated), 9 written to out.pcap\n"
+             sniffer: userspace: 9 packets received (900 bytes, 1 truncated), 9 written to out.pcap\n"
         );
         let files = SourceStats {
             kernel: None,
@@ -155,7 +155,7 @@ mod tests {
         };
         assert_eq!(
             report(&files, 9, "-"),
-            "userspace: 9 packets received (900 bytes, 1 truncated), 9 written to -\n"
+            "sniffer: userspace: 9 packets received (900 bytes, 1 truncated), 9 written to -\n"
         );
     }
 }

@@ -26,10 +26,9 @@ pub(super) fn run(config: &FlowsConfig) -> Result<(), AppError> {
         Err(e) => (*e.stats, Some(e.source)),
     };
     let written = printer.finish();
-    eprintln!(
-        "sniffer: {}",
-        sniffer::output::flows::closing_summary(&stats)
-    );
+    for line in sniffer::output::flows::closing_summary(&stats) {
+        eprintln!("sniffer: {line}");
+    }
     if stop::requested() {
         eprintln!("sniffer: interrupted: the sessions still open were ended and listed");
     }

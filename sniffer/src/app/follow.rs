@@ -22,10 +22,9 @@ pub(super) fn run(config: &FollowConfig) -> Result<(), AppError> {
         source,
     })?;
     let Some(session) = session else {
-        eprintln!(
-            "sniffer: {}",
-            sniffer::output::flows::closing_summary(&stats)
-        );
+        for line in sniffer::output::flows::closing_summary(&stats) {
+            eprintln!("sniffer: {line}");
+        }
         if let Some(e) = failed {
             return Err(e.into());
         }
@@ -65,10 +64,9 @@ pub(super) fn run(config: &FollowConfig) -> Result<(), AppError> {
     } else if stats.stopped_early {
         eprintln!("sniffer: stopped reading once the stream ended");
     } else {
-        eprintln!(
-            "sniffer: {}",
-            sniffer::output::flows::closing_summary(&stats)
-        );
+        for line in sniffer::output::flows::closing_summary(&stats) {
+            eprintln!("sniffer: {line}");
+        }
     }
     match failed {
         Some(e) => Err(e.into()),

@@ -163,10 +163,9 @@ pub(super) fn run(config: &HttpConfig) -> Result<(), AppError> {
         "sniffer: {}",
         summary(&http, &ex, config, stop::requested())
     );
-    eprintln!(
-        "sniffer: {}",
-        sniffer::output::flows::closing_summary(&stats)
-    );
+    for line in sniffer::output::flows::closing_summary(&stats) {
+        eprintln!("sniffer: {line}");
+    }
     if let Some(e) = printer.error.take() {
         return Err(AppError::Io {
             what: "writing transactions".into(),

@@ -90,6 +90,7 @@ impl AppError {
                 ExitCode::Usage
             }
             Self::Capture(CaptureError::File(e)) if e.is_damage() => ExitCode::DamagedInput,
+            Self::Capture(CaptureError::File(e)) if e.is_not_a_capture() => ExitCode::Usage,
             Self::Capture(_) | Self::Extract(_) | Self::Io { .. } | Self::NotSaved { .. } => {
                 ExitCode::Failure
             }

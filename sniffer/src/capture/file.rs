@@ -58,8 +58,9 @@ pub enum FileError {
         #[source]
         source: io::Error,
     },
-    /// The file is damaged at `offset`; frames before it were delivered.
-    #[error("{path}: damaged at byte {offset}: {what}")]
+    /// The file is damaged at `offset`; frames before it were delivered. (Or, at offset 0
+    /// with [`Damage::Empty`] or [`Damage::NotACapture`], it is no capture at all.)
+    #[error("{}", damaged(path, *offset, what))]
     Damaged {
         /// The file (`-` for standard input).
         path: String,
@@ -70,21 +71,55 @@ pub enum FileError {
     },
 }
 
-impl FileError {
-    /// The file itself is damaged (as opposed to unreadable): a distinct exit code.
-    pub fn is_damage(&self) -> bool {
-        matches!(self, Self::Damaged { .. })
+fn damaged(path: &str, offset: u64, what: &Damage) -> String {
+    match what {
+        Damage::Empty | Damage::NotACapture { .. } => format!("{path}: {what}"),
+        _ => format!("{path}: damaged at byte {offset}: {what}"),
     }
+}
+
+impl FileError {
+    /// The file itself is damaged (as opposed to unreadable, or no capture at all): a
+    /// distinct exit code.
+    pub fn is_damage(&self) -> bool {
+        matches!(self, Self::Damaged { .. }) && !self.is_not_a_capture()
+    }
+
+    /// The file is empty, or starts with no capture format's magic number: the user named
+    /// the wrong file.
+    pub fn is_not_a_capture(&self) -> bool {
+        matches!(
+            self,
+            Self::Damaged {
+                what: Damage::Empty | Damage::NotACapture { .. },
+                ..
+            }
+        )
+    }
+}
+
+/// Bytes as spaced lower-case hex: `41 df 4b fa`.
+fn spaced_hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// What was wrong with a damaged file.
 #[derive(Debug, thiserror::Error)]
 pub enum Damage {
     /// Zero bytes.
-    #[error("empty file, not a pcap or pcapng capture")]
+    #[error("empty file: not a pcap or pcapng capture")]
     Empty,
     /// The first bytes are no known magic number.
-    #[error("not a pcap or pcapng capture (starts with {magic:02x?})")]
+    #[error(
+        "not a pcap or pcapng capture file: it starts with {}, where a pcap file starts \
+         with d4 c3 b2 a1 or a1 b2 c3 d4 (4d 3c b2 a1 or a1 b2 3c 4d with nanoseconds), a \
+         pcapng file with 0a 0d 0d 0a, and a gzip-compressed one with 1f 8b",
+        spaced_hex(magic)
+    )]
     NotACapture {
         /// The first bytes (up to 4).
         magic: Vec<u8>,

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use crate::{
     listener::{DirStats, Direction, EndReason, Listener, SessionInfo, SessionStats},
+    output::count,
     pipeline::PipelineStats,
     records::{Endpoints, FlowRecord, Record as _},
     wire::Timestamp,
@@ -407,8 +408,10 @@ impl FlowFiles {
     }
 }
 
-/// The closing report for stderr: what every stage dropped or could not see.
-pub fn closing_summary(stats: &PipelineStats) -> String {
+/// The closing report for stderr, a line each: what was read, the sessions, what was
+/// missing, and (live) what the kernel counted. Counters that are zero and mean nothing
+/// are left out; losses are always said, even when there were none.
+pub fn closing_summary(stats: &PipelineStats) -> Vec<String> {
     let d = &stats.decode;
     let f = &stats.flow;
     let skipped = d.non_tcp
@@ -420,62 +423,115 @@ pub fn closing_summary(stats: &PipelineStats) -> String {
         + d.defrag_timeouts
         + d.defrag_overflows
         + d.defrag_errors;
-    let mut s = format!(
-        "{} frames, {} TCP segments ({} truncated by the snap length), {} frames skipped",
-        d.frames, d.tcp_segments, d.truncated_segments, skipped
+    let mut read = format!(
+        "{}, {}",
+        count(d.frames, "frame", "frames"),
+        count(d.tcp_segments, "TCP segment", "TCP segments")
     );
-    let mut why: Vec<String> = Vec::new();
-    for (n, what) in [
-        (d.non_tcp, "not TCP"),
-        (d.not_ip, "not IP"),
-        (d.wlan_protected, "encrypted 802.11"),
-        (d.truncated_headers, "headers cut short"),
-        (
-            d.defrag_timeouts + d.defrag_overflows + d.defrag_errors,
-            "fragments not reassembled",
-        ),
-    ] {
-        if n > 0 {
-            why.push(format!("{n} {what}"));
+    if d.truncated_segments > 0 {
+        read += &format!(" ({} cut by the snap length)", d.truncated_segments);
+    }
+    if skipped > 0 {
+        let mut why: Vec<String> = Vec::new();
+        for (n, what) in [
+            (d.non_tcp, "not TCP"),
+            (d.not_ip, "not IP"),
+            (d.wlan_protected, "encrypted 802.11"),
+            (d.truncated_headers, "headers cut short"),
+            (
+                d.defrag_timeouts + d.defrag_overflows + d.defrag_errors,
+                "fragments not reassembled",
+            ),
+        ] {
+            if n > 0 {
+                why.push(format!("{n} {what}"));
+            }
         }
-    }
-    for (k, n) in &d.malformed {
-        why.push(format!("{n} malformed: {k}"));
-    }
-    for (k, n) in &d.unsupported_link_types {
-        why.push(format!("{n} of link type {k}"));
-    }
-    if !why.is_empty() {
-        s += &format!(" ({})", why.join(", "));
-    }
-    s += &format!(
-        "\n{} sessions: {} closed by FIN, {} by RST, {} timed out, {} evicted ({} for memory), {} reused, {} open at the end\n\
-         {} gaps ({} bytes missing), {} retransmitted bytes, {} conflicting overlap bytes, {} bytes after close dropped, {} out-of-order overflows",
-        f.sessions,
-        f.ended_fin,
-        f.ended_rst,
-        f.timed_out,
-        f.evicted + f.evicted_memcap,
-        f.evicted_memcap,
-        f.reused,
-        f.open_at_end,
-        f.gaps,
-        f.gap_bytes,
-        f.retransmitted,
-        f.conflicts,
-        f.after_close,
-        f.ooo_overflows,
-    );
-    if let Some(k) = &stats.source.kernel {
-        s += &format!(
-            "\nkernel: {} packets seen, {} matched, {} lost (ring full), {} copy failures, {} truncated",
-            k.seen, k.matched, k.ring_full, k.copy_failed, k.truncated
+        for (k, n) in &d.malformed {
+            why.push(format!("{n} malformed: {k}"));
+        }
+        for (k, n) in &d.unsupported_link_types {
+            why.push(format!("{n} of link type {k}"));
+        }
+        read += &format!(
+            "; {} skipped ({})",
+            count(skipped, "frame", "frames"),
+            why.join(", ")
         );
     }
-    if stats.stopped_early {
-        s += "\nstopped before the end of the input";
+    let mut lines = vec![read];
+
+    let mut ends = Vec::new();
+    for (n, what) in [
+        (f.ended_fin, "closed by FIN".to_owned()),
+        (f.ended_rst, "closed by RST".to_owned()),
+        (f.timed_out, "timed out".to_owned()),
+        (
+            f.evicted + f.evicted_memcap,
+            if f.evicted_memcap > 0 {
+                format!("evicted ({} for memory)", f.evicted_memcap)
+            } else {
+                "evicted".to_owned()
+            },
+        ),
+        (f.reused, "ended by reuse of their 4-tuple".to_owned()),
+        (f.open_at_end, "open at the end".to_owned()),
+    ] {
+        if n > 0 {
+            ends.push(format!("{n} {what}"));
+        }
     }
-    s
+    let mut sessions = count(f.sessions, "TCP session", "TCP sessions");
+    if !ends.is_empty() {
+        sessions += &format!(": {}", ends.join(", "));
+    }
+    lines.push(sessions);
+
+    let mut missing = if f.gaps == 0 {
+        "no bytes missing".to_owned()
+    } else {
+        format!(
+            "{} ({} missing)",
+            count(f.gaps, "gap", "gaps"),
+            count(f.gap_bytes, "byte", "bytes")
+        )
+    };
+    for (n, what) in [
+        (f.retransmitted, "retransmitted bytes"),
+        (
+            f.conflicts,
+            "conflicting overlap bytes (the first copy kept)",
+        ),
+        (f.after_close, "bytes after close dropped"),
+        (f.ooo_overflows, "out-of-order overflows"),
+    ] {
+        if n > 0 {
+            missing += &format!(", {n} {what}");
+        }
+    }
+    lines.push(missing);
+
+    if let Some(k) = &stats.source.kernel {
+        let mut kernel = format!(
+            "kernel: {} seen, {} matched, {} lost (ring buffer full)",
+            count(k.seen, "packet", "packets"),
+            k.matched,
+            k.ring_full
+        );
+        for (n, what) in [
+            (k.copy_failed, "copy failures"),
+            (k.truncated, "cut at the snap length"),
+        ] {
+            if n > 0 {
+                kernel += &format!(", {n} {what}");
+            }
+        }
+        lines.push(kernel);
+    }
+    if stats.stopped_early {
+        lines.push("stopped before the end of the input".to_owned());
+    }
+    lines
 }
 
 #[cfg(test)]
