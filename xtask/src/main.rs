@@ -8,6 +8,7 @@ mod bench;
 mod bench_live;
 mod build_ebpf;
 mod demo;
+mod dist;
 mod floor;
 mod layers;
 mod run;
@@ -43,6 +44,8 @@ enum Command {
     Test(test::Options),
     /// The main job, end to end: serve an MP3 in a namespace, sniff it live, save it.
     Demo(demo::Options),
+    /// Shell completions (bash, zsh, fish) and man pages, into target/dist/.
+    Dist(dist::Options),
     /// Offline benchmarks against tcpdump, tshark and tcpflow on the same input.
     Bench(bench::Options),
     /// Live benchmark: throughput over veth with and without the sniffer, vs tcpdump.
@@ -63,7 +66,7 @@ enum Needs {
 impl Command {
     const fn needs(&self) -> Needs {
         match self {
-            Self::Setup(_) | Self::Layers(_) => Needs::Nothing,
+            Self::Setup(_) | Self::Layers(_) | Self::Dist(_) => Needs::Nothing,
             Self::Build | Self::BuildEbpf(_) | Self::Run(_) => Needs::Toolchain,
             Self::Test(_) | Self::Demo(_) | Self::Bench(_) | Self::BenchLive(_) => {
                 Needs::Everything
@@ -95,6 +98,7 @@ fn main() -> anyhow::Result<()> {
         Command::Layers(o) => layers::run(&o),
         Command::Test(o) => test::run(&o),
         Command::Demo(o) => demo::run(&o),
+        Command::Dist(o) => dist::run(&o),
         Command::Bench(o) => bench::run(&o),
         Command::BenchLive(o) => bench_live::run(&o),
     }

@@ -21,7 +21,7 @@ use super::{AppError, config::CaptureConfig, stop};
 const OUT_BUF: usize = 32 << 10;
 
 pub(super) fn run(config: &CaptureConfig) -> Result<(), AppError> {
-    let mut source = stop::open(&config.input)?;
+    let mut source = stop::open(&config.input, config.count)?;
     let target = config.write.display().to_string();
     let out: Box<dyn Write> = if config.write.as_os_str() == "-" {
         Box::new(BufWriter::with_capacity(OUT_BUF, io::stdout().lock()))
@@ -64,7 +64,7 @@ pub(super) fn run(config: &CaptureConfig) -> Result<(), AppError> {
 
     // Frames written before an error are kept: the file is finished either way.
     let mut result = Ok(());
-    while config.count.is_none_or(|n| writer.frames() < n) {
+    loop {
         match source.next_frame() {
             Ok(Some(frame)) => {
                 if let Err(e) = writer.write_frame(&frame) {

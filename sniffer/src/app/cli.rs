@@ -1,16 +1,66 @@
 //! The command line, as clap parses it. [`super::config`] turns it into a validated
 //! `Config`; nothing here is trusted before that.
+//!
+//! This file names nothing of the library: `cargo xtask dist` compiles it on its own to
+//! generate shell completions and man pages.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// A few examples, after `sniffer --help`.
+const EXAMPLES: &str = "\
+Examples:
+  sniffer -i wlan0                            watch HTTP live; save audio into ./sniffed/
+  sniffer -r dump.pcap --extract 'video/*'    save the videos a capture holds
+  sniffer -r dump.pcap --extract-all --json   every body; JSON lines on stdout
+  sniffer -r dump.pcap --no-save -q           only the summary: what is in there?
+  sniffer flows -r dump.pcap                  one row per TCP session
+  sniffer follow -r dump.pcap 3               what was said in session 3
+  sniffer capture -i eth0 -w out.pcap         write the selected packets to a file";
+
+/// Examples after `sniffer capture --help`.
+const CAPTURE_EXAMPLES: &str = "\
+Examples:
+  sniffer capture -i eth0 -w out.pcap              port 80, as pcap
+  sniffer capture -i eth0 --all-tcp -w - --pcapng  every TCP packet, pcapng on stdout
+  sniffer capture -r big.pcap.gz -w small.pcap     re-write (and filter) a capture";
+
+/// Examples after `sniffer follow --help`.
+const FOLLOW_EXAMPLES: &str = "\
+Examples:
+  sniffer follow -r dump.pcap 3                             session 3 as text
+  sniffer follow -r dump.pcap --flow 10.0.0.1:51234-10.0.0.2:80 --format hex
+  sniffer follow -r dump.pcap 3 --format raw --dir resp > body.bin";
+
+/// What each column of `flows` means, after its `--help`.
+const FLOWS_COLUMNS: &str = "\
+Columns of the table:
+stream     session index, numbered as Wireshark's tcp.stream (follow takes it)
+client     the side that opened the session (sent the SYN), ADDR:PORT
+server     the other side
+start      first packet, seconds since the capture's first packet (-t: since the epoch)
+duration   last packet minus first, seconds
+c>s bytes  TCP payload client to server as on the wire, retransmissions included
+s>c bytes  TCP payload server to client, likewise; tshark -z conv,tcp counts whole
+           frames instead (headers included), so its bytes are larger
+state      how it ended: fin, rst, timeout, evicted (bounds), open (at the end)
+missing    payload bytes never captured (gaps), both ways
+--wide adds: c>s pkts, s>c pkts (packets, as tshark counts them), hs (y: SYN and
+SYN-ACK seen), conflicts (retransmitted bytes that differed; the first copy wins),
+retrans (retransmitted bytes), c>s deliv, s>c deliv (bytes reassembled, each once)";
 
 /// See, and keep, what crossed the wire.
 ///
 /// Without a subcommand, sniffer watches HTTP (like `sniffer http`): it prints one line per
 /// transaction and saves matching response bodies (audio by default) into ./sniffed/.
 #[derive(Debug, Parser)]
-#[command(name = "sniffer", version, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "sniffer",
+    version,
+    args_conflicts_with_subcommands = true,
+    after_help = EXAMPLES
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -19,6 +69,15 @@ pub struct Cli {
     /// `sniffer http`'s options, for the default command.
     #[command(flatten)]
     pub http: HttpArgs,
+
+    /// List the devices live capture can use, as `tcpdump -D` does, and exit.
+    #[arg(short = 'D', long)]
+    pub list_interfaces: bool,
+
+    /// Write the packets to FILE instead of watching HTTP: the same as
+    /// `sniffer capture -w FILE` (pcapng when FILE ends in .pcapng).
+    #[arg(short = 'w', long = "write", value_name = "FILE")]
+    pub write: Option<PathBuf>,
 
     /// Warnings in full, with their source and time (-vv: also debugging detail).
     /// Without it, each warning is one `sniffer: warning: …` line.
@@ -32,11 +91,13 @@ pub enum Command {
     /// Print HTTP transactions and save matching bodies (the default).
     Http(HttpArgs),
     /// Write the packets selected in the kernel to a pcap or pcapng file.
+    #[command(after_help = CAPTURE_EXAMPLES)]
     Capture(CaptureArgs),
     /// One row per TCP session, like `tshark -z conv,tcp`.
-    #[command(after_long_help = sniffer::output::flows::COLUMNS)]
+    #[command(after_long_help = FLOWS_COLUMNS)]
     Flows(FlowsArgs),
     /// Print one TCP conversation, like Wireshark's Follow TCP Stream.
+    #[command(after_help = FOLLOW_EXAMPLES)]
     Follow(FollowArgs),
 }
 
@@ -56,6 +117,10 @@ pub struct InputArgs {
         conflicts_with = "read"
     )]
     pub iface: Option<String>,
+
+    /// Stop after N packets.
+    #[arg(short = 'c', long = "count", value_name = "N")]
+    pub count: Option<u64>,
 
     /// TCP port to select in the kernel (repeat for more; default 80).
     #[arg(long = "port", value_name = "PORT")]
@@ -143,6 +208,10 @@ pub struct HttpArgs {
     /// Print transactions as JSON lines.
     #[arg(long)]
     pub json: bool,
+
+    /// No line per transaction: the summary only.
+    #[arg(short, long, conflicts_with = "json")]
+    pub quiet: bool,
 }
 
 /// `sniffer capture`.
@@ -159,10 +228,6 @@ pub struct CaptureArgs {
     /// Write pcapng instead of pcap.
     #[arg(long)]
     pub pcapng: bool,
-
-    /// Stop after this many packets.
-    #[arg(short = 'c', long, value_name = "N")]
-    pub count: Option<u64>,
 }
 
 /// `sniffer flows`.

@@ -47,6 +47,8 @@ pub enum ConfigError {
 pub struct HttpConfig {
     /// Input.
     pub input: Input,
+    /// Stop after this many packets (`-c`).
+    pub count: Option<u64>,
     /// Reassembly bounds.
     pub flow: FlowConfig,
     /// Content-Type globs to save; empty saves nothing unless `extract_all`.
@@ -59,6 +61,8 @@ pub struct HttpConfig {
     pub once: bool,
     /// JSON lines output.
     pub json: bool,
+    /// No line per transaction (`-q`).
+    pub quiet: bool,
     /// Save bodies at all (`--no-save` lists only).
     pub save: bool,
     /// Bytes the output directory may hold (`--max-disk`); live runs get
@@ -107,12 +111,12 @@ pub fn default_budget(out: &std::path::Path) -> Option<u64> {
 pub struct CaptureConfig {
     /// Input.
     pub input: Input,
+    /// Stop after this many packets (`-c`).
+    pub count: Option<u64>,
     /// Output file (`-` is standard output).
     pub write: PathBuf,
     /// pcapng instead of pcap.
     pub pcapng: bool,
-    /// Stop after this many packets.
-    pub count: Option<u64>,
 }
 
 /// `sniffer flows`.
@@ -120,6 +124,8 @@ pub struct CaptureConfig {
 pub struct FlowsConfig {
     /// Input.
     pub input: Input,
+    /// Stop after this many packets (`-c`).
+    pub count: Option<u64>,
     /// Reassembly bounds.
     pub flow: FlowConfig,
     /// Table or JSON lines, and which columns.
@@ -133,6 +139,8 @@ pub struct FlowsConfig {
 pub struct FollowConfig {
     /// Input.
     pub input: Input,
+    /// Stop after this many packets (`-c`).
+    pub count: Option<u64>,
     /// Reassembly bounds.
     pub flow: FlowConfig,
     /// The session.
@@ -154,6 +162,8 @@ pub enum Config {
     Flows(FlowsConfig),
     /// Print one session.
     Follow(FollowConfig),
+    /// List the devices (`-D`).
+    ListInterfaces,
 }
 
 impl Config {
@@ -162,17 +172,30 @@ impl Config {
     /// # Errors
     /// Any value the program cannot work with, named with the option it came from.
     pub fn from_cli(cli: Cli) -> Result<Self, ConfigError> {
+        if cli.list_interfaces {
+            return Ok(Self::ListInterfaces);
+        }
         Ok(match cli.command {
+            None if cli.write.is_some() => {
+                let write = cli.write.expect("checked");
+                Self::Capture(CaptureConfig {
+                    input: input(&cli.http.input)?,
+                    count: cli.http.input.count,
+                    pcapng: write.extension().is_some_and(|e| e == "pcapng"),
+                    write,
+                })
+            }
             None => Self::Http(http_config(cli.http)?),
             Some(Command::Http(args)) => Self::Http(http_config(args)?),
             Some(Command::Capture(args)) => Self::Capture(CaptureConfig {
                 input: input(&args.input)?,
+                count: args.input.count,
                 write: args.write,
                 pcapng: args.pcapng,
-                count: args.count,
             }),
             Some(Command::Flows(args)) => Self::Flows(FlowsConfig {
                 input: input(&args.input)?,
+                count: args.input.count,
                 flow: flow(&args.flow)?,
                 format: FlowsFormat {
                     json: args.json,
@@ -202,6 +225,7 @@ impl Config {
                 }
                 Self::Follow(FollowConfig {
                     input: input(&args.input)?,
+                    count: args.input.count,
                     flow: flow(&args.flow)?,
                     select,
                     format,
@@ -230,12 +254,14 @@ fn http_config(args: cli::HttpArgs) -> Result<HttpConfig, ConfigError> {
         .collect::<Result<_, _>>()?;
     Ok(HttpConfig {
         input: input(&args.input)?,
+        count: args.input.count,
         flow: flow(&args.flow)?,
         extract,
         extract_all: args.extract_all,
         out: args.out,
         once: args.once,
         json: args.json,
+        quiet: args.quiet,
         save: !args.no_save,
         max_disk: args
             .max_disk

@@ -7,7 +7,7 @@ use sniffer::{output::flows::FlowsPrinter, pipeline};
 use super::{AppError, config::FlowsConfig, stop};
 
 pub(super) fn run(config: &FlowsConfig) -> Result<(), AppError> {
-    let mut source = stop::open(&config.input)?;
+    let mut source = stop::open(&config.input, config.count)?;
     let out = BufWriter::with_capacity(64 << 10, io::stdout().lock());
     let mut printer = FlowsPrinter::new(out, config.format, config.write_flows.as_deref())
         .map_err(|source| AppError::Io {

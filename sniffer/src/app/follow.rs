@@ -10,7 +10,7 @@ use sniffer::{
 use super::{AppError, config::FollowConfig, stop};
 
 pub(super) fn run(config: &FollowConfig) -> Result<(), AppError> {
-    let mut source = stop::open(&config.input)?;
+    let mut source = stop::open(&config.input, config.count)?;
     let out = BufWriter::with_capacity(64 << 10, io::stdout().lock());
     let mut follower = Follower::new(out, config.select.clone(), config.format, config.dir);
     let (stats, failed) = match pipeline::run(source.as_mut(), &config.flow, &mut follower) {

@@ -34,6 +34,8 @@ struct Line {
 struct Printer<W: io::Write> {
     out: W,
     json: bool,
+    /// No lines, the summary only.
+    quiet: bool,
     once: bool,
     /// Live capture: each line is flushed as its transaction completes.
     flush_each: bool,
@@ -63,7 +65,7 @@ impl<W: io::Write> Printer<W> {
                 front.waits_for = None;
             }
             let line = self.lines.pop_front().expect("front exists");
-            if self.error.is_none() {
+            if self.error.is_none() && !self.quiet {
                 let text = if self.json {
                     line.record.to_json()
                 } else {
@@ -127,7 +129,7 @@ pub(super) fn run(config: &HttpConfig) -> Result<(), AppError> {
         budget,
         dedup: config.dedup,
     })?;
-    let mut source = stop::open(&config.input)?;
+    let mut source = stop::open(&config.input, config.count)?;
     if let (Input::Live(_), Some(b)) = (&config.input, budget) {
         eprintln!(
             "sniffer: saving into {}, at most {b} bytes (--max-disk); the oldest files go first",
@@ -137,6 +139,7 @@ pub(super) fn run(config: &HttpConfig) -> Result<(), AppError> {
     let printer = Printer {
         out: BufWriter::with_capacity(64 << 10, io::stdout().lock()),
         json: config.json,
+        quiet: config.quiet,
         once: config.once,
         flush_each: matches!(config.input, Input::Live(_)),
         extractor,

@@ -9,6 +9,7 @@ pub mod exit;
 mod flows;
 mod follow;
 mod http;
+mod interfaces;
 mod stop;
 
 use sniffer::capture::{CaptureError, live::LiveError};
@@ -113,5 +114,6 @@ pub fn run(config: Config) -> Result<(), AppError> {
         Config::Capture(c) => capture::run(&c),
         Config::Flows(c) => flows::run(&c),
         Config::Follow(c) => follow::run(&c),
+        Config::ListInterfaces => interfaces::run(),
     }
 }

@@ -52,23 +52,6 @@ pub struct FlowsFormat {
     pub absolute_time: bool,
 }
 
-/// What each column of the table means, for `--help` and the README.
-pub const COLUMNS: &str = "\
-Columns of the table:
-stream     session index, numbered as Wireshark's tcp.stream (follow takes it)
-client     the side that opened the session (sent the SYN), ADDR:PORT
-server     the other side
-start      first packet, seconds since the capture's first packet (-t: since the epoch)
-duration   last packet minus first, seconds
-c>s bytes  TCP payload client to server as on the wire, retransmissions included
-s>c bytes  TCP payload server to client, likewise; tshark -z conv,tcp counts whole
-           frames instead (headers included), so its bytes are larger
-state      how it ended: fin, rst, timeout, evicted (bounds), open (at the end)
-missing    payload bytes never captured (gaps), both ways
---wide adds: c>s pkts, s>c pkts (packets, as tshark counts them), hs (y: SYN and
-SYN-ACK seen), conflicts (retransmitted bytes that differed; the first copy wins),
-retrans (retransmitted bytes), c>s deliv, s>c deliv (bytes reassembled, each once)";
-
 /// Writes rows in stream order as sessions leave the table.
 pub struct FlowsPrinter<W: Write> {
     out: W,
