@@ -632,6 +632,7 @@ mod link {
                 wlan(rest)
             }
             LinkType::Ieee80211 => wlan(data),
+            LinkType::Nflog => nflog(data),
             LinkType::Other(n) => Err(Skip::Unsupported(n)),
         }
     }
@@ -672,6 +673,60 @@ mod link {
             }
         }
         Err(Skip::Malformed("more than 3 VLAN tags"))
+    }
+
+    /// NFLOG's TLV carrying the logged packet (`NFULA_PAYLOAD`).
+    const NFULA_PAYLOAD: u16 = 9;
+
+    /// LINKTYPE_NFLOG: a 4-byte header (address family, version 0, resource id), then
+    /// TLVs, each padded to 4 bytes, whose length (header included) and type are in the
+    /// capturing host's byte order: either order is accepted, the one that makes sense
+    /// (a type below 256, a length within the frame) chosen per TLV. The packet is the
+    /// `NFULA_PAYLOAD` TLV; the others (prefix, marks, timestamps, uid, ...) are
+    /// skipped. The frame's time is the capture record's, as tcpdump shows it.
+    fn nflog(data: &[u8]) -> Result<&[u8], Skip> {
+        if data.len() < 4 {
+            return Err(Skip::Short("frame shorter than its NFLOG header"));
+        }
+        if data[1] != 0 {
+            return Err(Skip::Malformed("unknown NFLOG version"));
+        }
+        if data[0] != AF_INET as u8 && !AF_INET6.iter().any(|&f| u32::from(data[0]) == f) {
+            return Err(Skip::NotIp);
+        }
+        let mut at = 4;
+        while at < data.len() {
+            let h = data
+                .get(at..at + 4)
+                .ok_or(Skip::Short("frame shorter than its NFLOG TLV header"))?;
+            let fits = |len: u16, kind: u16| {
+                len >= 4 && kind & 0x7fff < 0x100 && at + usize::from(len) <= data.len()
+            };
+            let le = (
+                u16::from_le_bytes([h[0], h[1]]),
+                u16::from_le_bytes([h[2], h[3]]),
+            );
+            let be = (
+                u16::from_be_bytes([h[0], h[1]]),
+                u16::from_be_bytes([h[2], h[3]]),
+            );
+            let (len, kind) = if fits(le.0, le.1) {
+                le
+            } else if fits(be.0, be.1) {
+                be
+            } else if le.0 >= 4 || be.0 >= 4 {
+                return Err(Skip::Short("frame shorter than its NFLOG TLV"));
+            } else {
+                return Err(Skip::Malformed("NFLOG TLV shorter than its header"));
+            };
+            let end = at + usize::from(len);
+            if kind & 0x7fff == NFULA_PAYLOAD {
+                return Ok(&data[at + 4..end]);
+            }
+            at = (end + 3) & !3;
+        }
+        // A log message without the packet (logged with a zero copy range).
+        Err(Skip::NotIp)
     }
 
     /// An 802.11 frame: data frames carrying LLC/SNAP with an EtherType.
@@ -809,6 +864,65 @@ mod tests {
         let stats = d.stats().clone();
         assert_eq!(stats.tcp_segments, 1);
         stats
+    }
+
+    /// An NFLOG frame: header, a prefix TLV, then the packet, TLVs in `order`.
+    fn nflog(family: u8, packet: &[u8], big_endian: bool) -> Vec<u8> {
+        let tlv = |f: &mut Vec<u8>, kind: u16, value: &[u8]| {
+            let len = 4 + value.len() as u16;
+            let (l, k) = if big_endian {
+                (len.to_be_bytes(), kind.to_be_bytes())
+            } else {
+                (len.to_le_bytes(), kind.to_le_bytes())
+            };
+            f.extend_from_slice(&l);
+            f.extend_from_slice(&k);
+            f.extend_from_slice(value);
+            while !f.len().is_multiple_of(4) {
+                f.push(0);
+            }
+        };
+        let mut f = vec![family, 0, 0, 5];
+        tlv(&mut f, 1, &[0x08, 0x00, 3, 0]); // NFULA_PACKET_HDR: hw protocol, hook
+        tlv(&mut f, 10, b"web-in\0"); // NFULA_PREFIX, 7 bytes: padded
+        tlv(&mut f, 9, packet); // NFULA_PAYLOAD
+        tlv(&mut f, 11, &1000u32.to_be_bytes()); // NFULA_UID after it
+        f
+    }
+
+    #[test]
+    fn issue14_nflog_ipv4_and_ipv6_either_byte_order() {
+        assert_eq!(LinkType::from_linktype(239), LinkType::Nflog);
+        assert_eq!(LinkType::Nflog.linktype(), 239);
+        for big_endian in [false, true] {
+            decode_one(
+                LinkType::Nflog,
+                &nflog(2, &ipv4_tcp(), big_endian),
+                assert_v4,
+            );
+            decode_one(
+                LinkType::Nflog,
+                &nflog(10, &ipv6_tcp(), big_endian),
+                assert_v6,
+            );
+        }
+        let mut d = Decoder::new();
+        // A message without the packet, another protocol family, a TLV running past the
+        // frame: skipped and counted, never misread.
+        let mut no_payload = vec![2, 0, 0, 5];
+        no_payload.extend_from_slice(&[8, 0, 10, 0, b'a', b'b', b'c', 0]);
+        assert!(d.decode(&frame(LinkType::Nflog, &no_payload)).is_none());
+        assert!(
+            d.decode(&frame(LinkType::Nflog, &[7, 0, 0, 5, 4, 0, 9, 0]))
+                .is_none()
+        );
+        let mut cut = nflog(2, &ipv4_tcp(), false);
+        cut.truncate(30);
+        assert!(d.decode(&frame(LinkType::Nflog, &cut)).is_none());
+        assert!(d.decode(&frame(LinkType::Nflog, &[2, 1, 0, 5])).is_none());
+        let st = d.stats();
+        assert_eq!(st.not_ip, 2, "{st:?}");
+        assert_eq!(st.malformed.values().sum::<u64>(), 2, "{st:?}");
     }
 
     #[test]

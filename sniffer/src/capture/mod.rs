@@ -35,6 +35,8 @@ pub enum LinkType {
     Ipv4,
     /// LINKTYPE_IPV6 (229).
     Ipv6,
+    /// LINKTYPE_NFLOG (239): Linux netfilter log messages (`tcpdump -i nflog:N`).
+    Nflog,
     /// Anything else, by number.
     Other(u32),
 }
@@ -52,6 +54,7 @@ impl LinkType {
             127 => Self::Ieee80211Radiotap,
             228 => Self::Ipv4,
             229 => Self::Ipv6,
+            239 => Self::Nflog,
             276 => Self::LinuxSll2,
             n => Self::Other(n),
         }
@@ -68,6 +71,7 @@ impl LinkType {
             Self::Ieee80211Radiotap => 127,
             Self::Ipv4 => 228,
             Self::Ipv6 => 229,
+            Self::Nflog => 239,
             Self::LinuxSll2 => 276,
             Self::Other(n) => n,
         }
