@@ -13,6 +13,7 @@ mod floor;
 mod layers;
 mod run;
 mod setup;
+mod soak;
 mod test;
 mod util;
 
@@ -46,6 +47,8 @@ enum Command {
     Demo(demo::Options),
     /// Shell completions (bash, zsh, fish) and man pages, into target/dist/.
     Dist(dist::Options),
+    /// Live soak: sniffer as a monitor under mixed traffic for N minutes; fails on growth.
+    Soak(soak::Options),
     /// Offline benchmarks against tcpdump, tshark and tcpflow on the same input.
     Bench(bench::Options),
     /// Live benchmark: throughput over veth with and without the sniffer, vs tcpdump.
@@ -68,7 +71,7 @@ impl Command {
         match self {
             Self::Setup(_) | Self::Layers(_) | Self::Dist(_) => Needs::Nothing,
             Self::Build | Self::BuildEbpf(_) | Self::Run(_) => Needs::Toolchain,
-            Self::Test(_) | Self::Demo(_) | Self::Bench(_) | Self::BenchLive(_) => {
+            Self::Test(_) | Self::Demo(_) | Self::Soak(_) | Self::Bench(_) | Self::BenchLive(_) => {
                 Needs::Everything
             }
         }
@@ -98,6 +101,7 @@ fn main() -> anyhow::Result<()> {
         Command::Layers(o) => layers::run(&o),
         Command::Test(o) => test::run(&o),
         Command::Demo(o) => demo::run(&o),
+        Command::Soak(o) => soak::run(&o),
         Command::Dist(o) => dist::run(&o),
         Command::Bench(o) => bench::run(&o),
         Command::BenchLive(o) => bench_live::run(&o),

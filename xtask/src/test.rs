@@ -4,7 +4,8 @@
 //!    before every task that builds (see `main.rs`);
 //! 2. `cargo build --workspace --all-targets` (builds the eBPF program via aya-build);
 //! 3. `cargo test --workspace`: unit tests, corpus tests (`../shared/captures`), the
-//!    generated-capture test, and, as root, the network-namespace tests in `tests/`.
+//!    generated-capture test, and, as root, the network-namespace tests in `tests/`;
+//! 4. as root, a 2-minute live soak (`cargo xtask soak`).
 //!
 //! As root this is the full suite, so nothing may skip: it sets `SNIFFER_TESTS_STRICT`,
 //! under which a test that would skip (no corpus, no generator, no privilege) fails and
@@ -23,6 +24,9 @@ pub struct Options {
     /// missing; by default, as root, a test that would skip fails.
     #[arg(long)]
     pub allow_skips: bool,
+    /// Skip the 2-minute live soak that runs after the tests as root.
+    #[arg(long)]
+    pub no_soak: bool,
     /// Extra arguments for `cargo test` (after `--`), e.g. a test name filter.
     #[arg(last = true)]
     pub args: Vec<String>,
@@ -78,5 +82,12 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     if strict {
         test.env(::tests::STRICT_ENV, "1");
     }
-    run_loud(&mut test)
+    run_loud(&mut test)?;
+    if crate::util::is_root() && !options.no_soak && options.args.is_empty() {
+        crate::soak::run(&crate::soak::Options {
+            minutes: 2.0,
+            sample_secs: 10,
+        })?;
+    }
+    Ok(())
 }
