@@ -11,7 +11,10 @@ use sniffer::{
     output::follow::{FlowSelector, FollowFormat},
 };
 
-use super::cli::{self, Cli, Command, DirArg, FormatArg};
+use super::{
+    cli::{self, Cli, Command, DirArg, FormatArg},
+    privilege::{self, RunAs},
+};
 
 /// A command line that parses but makes no sense.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +40,17 @@ pub enum ConfigError {
     /// `--format raw` without `--dir`.
     #[error("--format raw writes one direction's exact bytes: add --dir orig or --dir resp")]
     RawNeedsDir,
+    /// `-Z USER` (or its default) names no user of this system.
+    #[error(
+        "-Z {user}{}: no such user: name another with -Z USER, or keep root with -Z root",
+        if *.default { " (the default for live capture as root)" } else { "" }
+    )]
+    NoSuchUser {
+        /// The name looked up.
+        user: String,
+        /// It was the default, not given.
+        default: bool,
+    },
 }
 
 /// `sniffer http` (the default command).
@@ -56,6 +70,10 @@ pub struct HttpConfig {
     pub once: bool,
     /// JSON lines output.
     pub json: bool,
+    /// Print a health line this often.
+    pub stats_interval: Option<Duration>,
+    /// What to keep once the input and the output are open.
+    pub run_as: RunAs,
 }
 
 /// `sniffer capture`.
@@ -69,6 +87,8 @@ pub struct CaptureConfig {
     pub pcapng: bool,
     /// Stop after this many packets.
     pub count: Option<u64>,
+    /// What to keep once the input and the output are open.
+    pub run_as: RunAs,
 }
 
 /// `sniffer flows`.
@@ -82,6 +102,10 @@ pub struct FlowsConfig {
     pub json: bool,
     /// tcpflow-style per-direction files.
     pub write_flows: Option<PathBuf>,
+    /// Print a health line this often.
+    pub stats_interval: Option<Duration>,
+    /// What to keep once the input and the output are open.
+    pub run_as: RunAs,
 }
 
 /// `sniffer follow`.
@@ -97,6 +121,8 @@ pub struct FollowConfig {
     pub format: FollowFormat,
     /// Only this direction.
     pub dir: Option<Direction>,
+    /// What to keep once the input is open.
+    pub run_as: RunAs,
 }
 
 /// One validated command.
@@ -126,12 +152,15 @@ impl Config {
                 write: args.write,
                 pcapng: args.pcapng,
                 count: args.count,
+                run_as: run_as(&args.input)?,
             }),
             Some(Command::Flows(args)) => Self::Flows(FlowsConfig {
                 input: input(&args.input)?,
                 flow: flow(&args.flow)?,
                 json: args.json,
                 write_flows: args.write_flows,
+                stats_interval: stats_interval(args.stats_interval)?,
+                run_as: run_as(&args.input)?,
             }),
             Some(Command::Follow(args)) => {
                 let select = match (&args.flow_spec, args.stream) {
@@ -158,6 +187,7 @@ impl Config {
                     select,
                     format,
                     dir,
+                    run_as: run_as(&args.input)?,
                 })
             }
         })
@@ -188,7 +218,30 @@ fn http_config(args: cli::HttpArgs) -> Result<HttpConfig, ConfigError> {
         out: args.out,
         once: args.once,
         json: args.json,
+        stats_interval: stats_interval(args.stats_interval)?,
+        run_as: run_as(&args.input)?,
     })
+}
+
+/// `-Z`: whom to run as once the input and the outputs are open.
+fn run_as(args: &cli::InputArgs) -> Result<RunAs, ConfigError> {
+    privilege::run_as(args.user.as_deref(), args.iface.is_some()).map_err(|user| {
+        ConfigError::NoSuchUser {
+            user,
+            default: args.user.is_none(),
+        }
+    })
+}
+
+fn stats_interval(secs: Option<u64>) -> Result<Option<Duration>, ConfigError> {
+    match secs {
+        Some(0) => Err(ConfigError::OutOfRange {
+            option: "stats-interval",
+            value: "0".into(),
+            why: "must be at least 1 (seconds)",
+        }),
+        other => Ok(other.map(Duration::from_secs)),
+    }
 }
 
 fn input(args: &cli::InputArgs) -> Result<Input, ConfigError> {

@@ -8,10 +8,11 @@ use sniffer::{
     pipeline,
 };
 
-use super::{AppError, config::FollowConfig};
+use super::{AppError, config::FollowConfig, privilege};
 
 pub(super) fn run(config: &FollowConfig) -> Result<(), AppError> {
     let mut source = capture::open(&config.input)?;
+    privilege::drop_privileges(&config.run_as)?;
     let out = BufWriter::with_capacity(64 << 10, io::stdout().lock());
     let mut follower = Follower::new(out, config.select.clone(), config.format, config.dir);
     let (stats, failed) = match pipeline::run(source.as_mut(), &config.flow, &mut follower) {

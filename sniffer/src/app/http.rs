@@ -9,11 +9,14 @@ use sniffer::{
     capture::{self, Input},
     extract::{ExtractConfig, Extractor},
     http::{BodyEvent, HttpAnalyzer, HttpListener, Limits, Transaction},
-    output::jsonl::TransactionRecord,
-    pipeline,
+    output::{
+        jsonl::TransactionRecord,
+        stats::{Files, StatsRecord},
+    },
+    pipeline::{self, Progress},
 };
 
-use super::{AppError, config::HttpConfig};
+use super::{AppError, config::HttpConfig, privilege};
 
 /// Set by SIGINT while a capture file is read: stop, and flush what is open.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -88,12 +91,20 @@ impl<W: io::Write> HttpListener for Printer<W> {
 }
 
 pub(super) fn run(config: &HttpConfig) -> Result<(), AppError> {
-    let extractor = Extractor::new(ExtractConfig {
-        dir: config.out.clone(),
-        globs: config.extract.clone(),
-        all: config.extract_all,
-    })?;
+    // Everything that needs privileges first: the output directory, the device. Then the
+    // drop, before the extractor starts its thread and before a byte is parsed.
+    let dir = privilege::open_output_dir(&config.out, &config.run_as)?;
     let mut source = capture::open(&config.input)?;
+    privilege::drop_privileges(&config.run_as)?;
+    privilege::check_dir(&dir, &config.out, &config.run_as)?;
+    let extractor = Extractor::in_dir(
+        ExtractConfig {
+            dir: config.out.clone(),
+            globs: config.extract.clone(),
+            all: config.extract_all,
+        },
+        dir,
+    )?;
     if matches!(config.input, Input::Files(_)) {
         catch_sigint();
     }
@@ -107,7 +118,31 @@ pub(super) fn run(config: &HttpConfig) -> Result<(), AppError> {
         error: None,
     };
     let mut analyzer = HttpAnalyzer::new(printer, Limits::default());
-    let (stats, failed) = match pipeline::run(source.as_mut(), &config.flow, &mut analyzer) {
+    let ran = match config.stats_interval {
+        None => pipeline::run(source.as_mut(), &config.flow, &mut analyzer),
+        Some(every) => {
+            let started = std::time::Instant::now();
+            let memcap = config.flow.memcap;
+            pipeline::run_with_ticks(
+                source.as_mut(),
+                &config.flow,
+                &mut analyzer,
+                every,
+                &mut |p: &Progress, a: &mut HttpAnalyzer<Printer<_>>| {
+                    let files = a.listener().extractor.stats();
+                    // The disk budget (`--max-disk`) goes here once there is one.
+                    let files = Files {
+                        stats: &files,
+                        budget: None,
+                    };
+                    let line =
+                        StatsRecord::new(super::now(), started.elapsed(), p, memcap, Some(files));
+                    eprintln!("{}", line.json());
+                },
+            )
+        }
+    };
+    let (stats, failed) = match ran {
         Ok(stats) => (stats, None),
         Err(e) => (*e.stats, Some(e.source)),
     };

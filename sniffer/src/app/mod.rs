@@ -9,8 +9,12 @@ pub mod exit;
 mod flows;
 mod follow;
 mod http;
+pub mod privilege;
 
-use sniffer::capture::{CaptureError, live::LiveError};
+use sniffer::{
+    Timestamp,
+    capture::{CaptureError, live::LiveError},
+};
 
 use config::{Config, ConfigError};
 use exit::ExitCode;
@@ -30,6 +34,9 @@ pub enum AppError {
     /// The output directory or a saved file could not be created.
     #[error(transparent)]
     Extract(#[from] sniffer::extract::ExtractError),
+    /// The privileges could not be dropped.
+    #[error(transparent)]
+    Privilege(#[from] privilege::PrivilegeError),
     /// Writing output failed.
     #[error("{what}: {source}")]
     Io {
@@ -49,9 +56,11 @@ impl AppError {
                 ExitCode::Usage
             }
             Self::Capture(CaptureError::File(e)) if e.is_damage() => ExitCode::DamagedInput,
-            Self::Capture(_) | Self::Extract(_) | Self::Io { .. } | Self::NotFound(_) => {
-                ExitCode::Failure
-            }
+            Self::Capture(_)
+            | Self::Extract(_)
+            | Self::Privilege(_)
+            | Self::Io { .. }
+            | Self::NotFound(_) => ExitCode::Failure,
         }
     }
 
@@ -59,6 +68,14 @@ impl AppError {
     pub fn is_broken_pipe(&self) -> bool {
         matches!(self, Self::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
     }
+}
+
+/// The wall-clock time now.
+fn now() -> Timestamp {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp::from_parts(d.as_secs(), d.subsec_nanos())
 }
 
 /// Run one command to completion.

@@ -285,6 +285,20 @@ impl Extractor {
                 "not a directory",
             )));
         }
+        Self::in_dir(config, dir)
+    }
+
+    /// Like [`Self::new`], in a directory the caller opened already (`config.dir` is its
+    /// path, for messages): a program that drops its privileges opens the directory
+    /// before, and starts the extractor (and its thread) after.
+    ///
+    /// # Errors
+    /// The index cannot be created or opened, or the thread cannot start.
+    pub fn in_dir(config: ExtractConfig, dir: File) -> Result<Self, ExtractError> {
+        let dir_err = |source| ExtractError::Dir {
+            dir: config.dir.clone(),
+            source,
+        };
         let index_err = |source| ExtractError::File {
             dir: config.dir.clone(),
             name: "index.jsonl".into(),

@@ -3,3 +3,4 @@
 pub mod flows;
 pub mod follow;
 pub mod jsonl;
+pub mod stats;
