@@ -150,6 +150,8 @@ fn issue12_root_runs_as_nobody_in_every_thread_and_still_saves_byte_exact() {
         &lab.veth.b_if,
         "--out",
         out.to_str().unwrap(),
+        "--stats-interval",
+        "1",
     ]);
     cmd.stdout(Stdio::null()).stderr(Stdio::piped());
     let child = Child::spawn(cmd).unwrap();
@@ -160,7 +162,8 @@ fn issue12_root_runs_as_nobody_in_every_thread_and_still_saves_byte_exact() {
     assert_unprivileged(&ts, NOBODY);
 
     fetch_all(&lab);
-    thread::sleep(Duration::from_millis(500));
+    // Long enough for a health line or two after the downloads.
+    thread::sleep(Duration::from_millis(2500));
     // While it works: still nobody everywhere.
     assert_unprivileged(&threads(pid).unwrap(), NOBODY);
 
@@ -172,6 +175,20 @@ fn issue12_root_runs_as_nobody_in_every_thread_and_still_saves_byte_exact() {
         .find(|l| l.starts_with("kernel: "))
         .unwrap_or_else(|| panic!("no kernel counters in: {stderr}"));
     assert!(kernel.contains(" 0 lost (ring full)"), "{kernel}");
+    // So are they for the health lines, once a second.
+    let health: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!health.is_empty(), "no health line in: {stderr}");
+    for h in &health {
+        assert_eq!(h["type"], "stats", "{h}");
+        assert!(h["kernel"]["seen"].as_u64().is_some(), "{h}");
+        assert_eq!(h["dropped_packets"], 0, "{h}");
+        assert_eq!(h["memcap_bytes"], 256 << 20, "{h}");
+        assert!(h["files_saved"].as_u64().unwrap() <= 3, "{h}");
+    }
     assert_eq!(std::fs::metadata(&out).unwrap().uid(), NOBODY);
     assert_saved(&out, &lab.song, NOBODY);
 }
