@@ -265,11 +265,18 @@ pub fn drop_privileges(run_as: &RunAs) -> Result<bool, PrivilegeError> {
         RunAs::Keep => return Ok(false),
         RunAs::Drop(account) => account.as_ref(),
     };
+    let root = Uid::effective().is_root();
+    if !root
+        && account.is_none_or(|a| !a.explicit)
+        && Caps::of_this_thread().is_ok_and(|c| c.permitted == 0 && c.ambient == 0)
+    {
+        // An ordinary user (no file or ambient capabilities): nothing to give up.
+        return Ok(false);
+    }
     let threads = threads();
     if threads != 1 {
         return Err(PrivilegeError::Threads { threads });
     }
-    let root = Uid::effective().is_root();
     let switch = match account {
         Some(a) if root => Some(a),
         Some(a) if a.explicit && a.uid != Uid::effective() => {
@@ -473,7 +480,13 @@ mod tests {
     fn issue12_drop_refuses_with_threads_running() {
         let (tx, rx) = std::sync::mpsc::channel::<()>();
         let t = std::thread::spawn(move || rx.recv());
-        let e = drop_privileges(&RunAs::Drop(None)).unwrap_err();
+        let nobody = Account {
+            name: "nobody".into(),
+            uid: Uid::from_raw(65534),
+            gid: Gid::from_raw(65534),
+            explicit: true,
+        };
+        let e = drop_privileges(&RunAs::Drop(Some(nobody))).unwrap_err();
         assert!(
             matches!(e, PrivilegeError::Threads { threads } if threads >= 2),
             "{e:?}"
