@@ -14,7 +14,9 @@ pub mod names {
     pub const RECORDS: &str = "RECORDS";
     /// `HashMap<u16, u8>`: the TCP ports that match (host byte order keys).
     pub const PORTS: &str = "PORTS";
-    /// `Array<Config>` with one entry.
+    /// `Array<Config>` with one entry, created `BPF_F_MMAPABLE`: userspace writes
+    /// [`Config::reader_asleep`](super::Config::reader_asleep) through a shared mapping,
+    /// which needs no `bpf()` call (and so no capability) after the privilege drop.
     pub const CONFIG: &str = "CONFIG";
     /// `PerCpuArray<u64>` indexed by [`Counter`](super::Counter).
     pub const COUNTERS: &str = "COUNTERS";
@@ -62,8 +64,12 @@ pub struct Config {
     /// Smaller batches are drained on the reader's poll interval: one wakeup per batch,
     /// not one per packet.
     pub wakeup_bytes: u32,
-    /// Zero; keeps the size a multiple of 8 with no implicit padding.
-    pub reserved: u32,
+    /// Nonzero while the reader sleeps without a poll interval, because the ring has been
+    /// empty for a while: every record then wakes it, so the first packets after a quiet
+    /// spell are not left waiting. Written by userspace through the map's shared mapping
+    /// (the field is an aligned `u32`, so neither side can see it torn); read by the
+    /// program just before each record is submitted.
+    pub reader_asleep: u32,
 }
 
 /// Match every TCP packet, ignoring `PORTS`.

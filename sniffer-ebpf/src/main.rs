@@ -16,7 +16,9 @@
 //!    staging buffer. Userspace takes the length from `RecordHeader::cap_len`; the rest of
 //!    the class is slack. A full ring counts `RingFull`; a failed copy discards the
 //!    record and counts `CopyFailed`. The reader is woken each time the waiting bytes
-//!    cross a multiple of `Config::wakeup_bytes`; it polls for smaller batches.
+//!    cross a multiple of `Config::wakeup_bytes`; it polls for smaller batches. A reader
+//!    that stopped polling because the ring stayed empty (`Config::reader_asleep`) is
+//!    woken by every record instead, until it is up again.
 //!
 //! All packet reads go through `bpf_skb_load_bytes`: socket filters have no direct packet
 //! access. `skb->data` starts at the link-layer header for an AF_PACKET SOCK_RAW socket.
@@ -26,7 +28,9 @@
 #[cfg(target_arch = "bpf")]
 mod program {
     use aya_ebpf::{
-        bindings::{__sk_buff, BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
+        bindings::{
+            __sk_buff, BPF_F_MMAPABLE, BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP,
+        },
         helpers::generated::{bpf_ktime_get_ns, bpf_skb_load_bytes},
         macros::{map, socket_filter},
         maps::{Array, HashMap, PerCpuArray, RingBuf},
@@ -57,9 +61,9 @@ mod program {
     #[map(name = "PORTS")]
     static PORTS: HashMap<u16, u8> = HashMap::with_max_entries(1024, 0);
 
-    /// One [`Config`]; index 0.
+    /// One [`Config`]; index 0. Mmapable: userspace flips `reader_asleep` in place.
     #[map(name = "CONFIG")]
-    static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
+    static CONFIG: Array<Config> = Array::with_max_entries(1, BPF_F_MMAPABLE);
 
     /// Per-CPU counters indexed by [`Counter`].
     #[map(name = "COUNTERS")]
@@ -321,7 +325,28 @@ mod program {
             count(Counter::CopyFailed, 1);
             return;
         }
+        // A sleeping reader has no poll interval left to pick up a small batch: wake it.
+        let wakeup = if reader_asleep() {
+            BPF_RB_FORCE_WAKEUP
+        } else {
+            wakeup
+        };
         entry.submit(u64::from(wakeup));
+    }
+
+    /// Whether the reader sleeps until a record wakes it, read fresh (not from the copy
+    /// taken when the program started) just before the record is submitted, so that a
+    /// reader going to sleep and a record going in can only cross within a few
+    /// instructions; the reader waits one more poll interval after setting the flag to
+    /// cover that.
+    #[inline(always)]
+    fn reader_asleep() -> bool {
+        match CONFIG.get_ptr(0) {
+            // SAFETY: a valid map value; the field is an aligned u32, which userspace
+            // writes whole through its mapping.
+            Some(p) => (unsafe { core::ptr::read_volatile(&raw const (*p).reader_asleep) }) != 0,
+            None => false,
+        }
     }
 
     #[panic_handler]

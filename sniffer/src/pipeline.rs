@@ -11,6 +11,13 @@
 //! At the end of the capture, or when the source fails, or when the listener asks to stop
 //! ([`Listener::should_stop`]), every open session is ended (its holes declared gaps), so
 //! partial results are kept; the counters of every stage are returned either way.
+//!
+//! [`run_with_ticks`] also hands the [`Progress`] so far to a callback at intervals of
+//! wall-clock time (a health line for monitoring): the clock is looked at on each idle
+//! tick of a live source and every [`CLOCK_EVERY`] frames, so the callback runs on live
+//! and offline input alike, and costs nothing per frame but a counter.
+
+use std::time::{Duration, Instant};
 
 use crate::{
     capture::{CaptureError, PacketSource, Poll, SourceStats},
@@ -44,6 +51,26 @@ pub struct PipelineError {
     pub source: CaptureError,
 }
 
+/// The pipeline at a tick of [`run_with_ticks`]: the counters so far, and what the
+/// session table holds now.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Every stage's counters so far (a live source's kernel counters read now).
+    pub stats: PipelineStats,
+    /// Sessions in the table now.
+    pub live_sessions: u64,
+    /// Bytes the table accounts against its memcap now.
+    pub memory_bytes: u64,
+}
+
+/// Frames between two looks at the clock while frames keep coming.
+pub const CLOCK_EVERY: u32 = 64;
+
+/// A tick this close to due counts as due: a live source's idle ticks, which started a
+/// moment before the ticker, would otherwise just miss it and make it a whole idle tick
+/// late.
+const EARLY: Duration = Duration::from_millis(100);
+
 /// Run `source` to its end through decode and reassembly into `listener`.
 ///
 /// # Errors
@@ -54,6 +81,69 @@ pub fn run<L: Listener + ?Sized>(
     flow: &FlowConfig,
     listener: &mut L,
 ) -> Result<PipelineStats, PipelineError> {
+    drive(source, flow, listener, None)
+}
+
+/// Like [`run`], and every `every` of wall-clock time (at the first idle tick or
+/// [`CLOCK_EVERY`]-th frame after it is due), `on_tick` gets the progress so far and the
+/// listener.
+///
+/// # Errors
+/// As [`run`].
+pub fn run_with_ticks<L: Listener + ?Sized>(
+    source: &mut dyn PacketSource,
+    flow: &FlowConfig,
+    listener: &mut L,
+    every: Duration,
+    on_tick: &mut dyn FnMut(&Progress, &mut L),
+) -> Result<PipelineStats, PipelineError> {
+    let ticker = Ticker {
+        every,
+        next: Instant::now() + every,
+        frames: 0,
+        call: on_tick,
+    };
+    drive(source, flow, listener, Some(ticker))
+}
+
+/// When [`run_with_ticks`] calls back next.
+struct Ticker<'a, L: ?Sized> {
+    every: Duration,
+    next: Instant,
+    /// Frames since the clock was last looked at.
+    frames: u32,
+    call: &'a mut dyn FnMut(&Progress, &mut L),
+}
+
+impl<L: Listener + ?Sized> Ticker<'_, L> {
+    /// Calls back if a tick is due; `frame` says whether this is a frame (counted, and the
+    /// clock looked at every [`CLOCK_EVERY`]) or an idle tick (the clock looked at).
+    fn check(&mut self, frame: bool, listener: &mut L, progress: impl FnOnce() -> Progress) {
+        if frame {
+            self.frames += 1;
+            if self.frames < CLOCK_EVERY {
+                return;
+            }
+        }
+        self.frames = 0;
+        let now = Instant::now();
+        if now + EARLY < self.next {
+            return;
+        }
+        self.next += self.every;
+        if self.next <= now {
+            self.next = now + self.every;
+        }
+        (self.call)(&progress(), listener);
+    }
+}
+
+fn drive<L: Listener + ?Sized>(
+    source: &mut dyn PacketSource,
+    flow: &FlowConfig,
+    listener: &mut L,
+    mut ticker: Option<Ticker<'_, L>>,
+) -> Result<PipelineStats, PipelineError> {
     let mut decoder = Decoder::new();
     let mut table = FlowTable::new(flow);
     let mut last_ts = Timestamp(0);
@@ -63,20 +153,34 @@ pub fn run<L: Listener + ?Sized>(
             stopped_early = true;
             break Ok(());
         }
-        let frame = match source.poll() {
-            Ok(Poll::Frame(frame)) => frame,
+        let is_frame = match source.poll() {
+            Ok(Poll::Frame(frame)) => {
+                last_ts = last_ts.max(frame.ts);
+                if let Some(segment) = decoder.decode(&frame) {
+                    table.process(&segment, listener);
+                }
+                true
+            }
             Ok(Poll::Idle(now)) => {
                 // A quiet live device: sessions still time out.
                 last_ts = last_ts.max(now);
                 table.expire(now, listener);
-                continue;
+                false
             }
             Ok(Poll::End) => break Ok(()),
             Err(e) => break Err(e),
         };
-        last_ts = last_ts.max(frame.ts);
-        if let Some(segment) = decoder.decode(&frame) {
-            table.process(&segment, listener);
+        if let Some(ticker) = &mut ticker {
+            ticker.check(is_frame, listener, || Progress {
+                stats: PipelineStats {
+                    source: source.stats(),
+                    decode: decoder.stats().clone(),
+                    flow: table.stats().clone(),
+                    stopped_early: false,
+                },
+                live_sessions: table.len() as u64,
+                memory_bytes: table.memory(),
+            });
         }
     };
     table.finish(last_ts, listener);
@@ -170,5 +274,40 @@ mod tests {
         let stats = run(&mut source, &flow, &mut ends).unwrap();
         assert_eq!(ends.0, vec![(EndReason::Timeout, secs(100 + idle + 2))]);
         assert_eq!(stats.flow.timed_out, 1);
+    }
+
+    /// With a zero interval every look at the clock is a tick: every 64th frame, and each
+    /// idle tick (which starts the frame count again). Each tick sees the counters so far
+    /// and the table as it is.
+    #[test]
+    fn issue12_ticks_come_every_64_frames_and_on_idle() {
+        let mut syn = Vec::new();
+        PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .tcp(40000, 80, 1, 1024)
+            .syn()
+            .write(&mut syn, &[])
+            .unwrap();
+        let frame = |i: u64| Ok((Timestamp(i * 1000), syn.clone()));
+        let mut steps: Vec<_> = (0..130).map(frame).collect();
+        steps.extend([Err(Timestamp(200_000)), Err(Timestamp(300_000))]);
+        steps.extend((300..370).map(frame));
+        let mut source = Script { steps, at: 0 };
+        let mut seen = Vec::new();
+        let stats = run_with_ticks(
+            &mut source,
+            &FlowConfig::default(),
+            &mut Ends::default(),
+            Duration::ZERO,
+            &mut |p: &Progress, _: &mut Ends| {
+                seen.push((p.stats.flow.segments, p.live_sessions));
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            seen,
+            [(64, 1), (128, 1), (130, 1), (130, 1), (194, 1)],
+            "(segments, live sessions) at each tick"
+        );
+        assert_eq!(stats.flow.segments, 200);
     }
 }

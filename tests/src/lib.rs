@@ -21,6 +21,7 @@
 //! ```
 
 pub mod audio;
+pub mod process;
 
 use std::{
     fs::File,

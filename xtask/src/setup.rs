@@ -29,6 +29,8 @@ const PACKAGES: &[(&str, &str, Option<&str>)] = &[
     ("ip", "iproute2", None),
     ("tcpflow", "tcpflow", None),
     ("python3", "python3", None),
+    // setcap: the tests run a copy of the binary as `nobody` with file capabilities.
+    ("setcap", "libcap2-bin", None),
 ];
 
 #[derive(Debug, Args, Default)]

@@ -10,11 +10,11 @@ use std::{
 };
 
 use sniffer::capture::{
-    Input, LinkType, SourceStats, Timestamp,
+    Input, LinkType, SourceStats,
     writer::{Format, PcapWriter, WriterError},
 };
 
-use super::{AppError, config::CaptureConfig, stop};
+use super::{AppError, config::CaptureConfig, now, privilege, stop};
 
 /// Output buffer for small packets; larger ones (TSO/GRO skbs) bypass it in one `writev`
 /// instead of being copied into it.
@@ -32,6 +32,8 @@ pub(super) fn run(config: &CaptureConfig) -> Result<(), AppError> {
         })?;
         Box::new(BufWriter::with_capacity(OUT_BUF, file))
     };
+    // The device and the file are open: nothing privileged is left to do.
+    privilege::drop_privileges(&config.run_as)?;
     let (snaplen, if_name) = match &config.input {
         Input::Live(live) => (live.snaplen, Some(live.iface.as_str())),
         Input::Files(_) => (262_144, None),
@@ -90,13 +92,6 @@ pub(super) fn run(config: &CaptureConfig) -> Result<(), AppError> {
         eprintln!("sniffer: interrupted: {target} holds every packet handled before the signal");
     }
     result.and(finished)
-}
-
-fn now() -> Timestamp {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp::from_parts(d.as_secs(), d.subsec_nanos())
 }
 
 /// The closing report: kernel counters (live capture), then what userspace got and wrote.

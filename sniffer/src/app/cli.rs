@@ -137,6 +137,11 @@ pub struct InputArgs {
     /// Size of the kernel ring buffer in MiB (a power of two).
     #[arg(long, default_value_t = 64, value_name = "MIB")]
     pub ring_mib: u32,
+
+    /// Once the device and the outputs are open, run as USER with no capabilities
+    /// (when started as root; live capture's default is `nobody`). `-Z root` keeps root.
+    #[arg(short = 'Z', long = "user", value_name = "USER")]
+    pub user: Option<String>,
 }
 
 /// Bounds on reassembly state; every one is configurable.
@@ -212,6 +217,10 @@ pub struct HttpArgs {
     /// No line per transaction: the summary only.
     #[arg(short, long, conflicts_with = "json")]
     pub quiet: bool,
+    /// Print a JSON line of health (counters, drops, sessions, memory, files) to stderr
+    /// every SECS seconds.
+    #[arg(long, value_name = "SECS")]
+    pub stats_interval: Option<u64>,
 }
 
 /// `sniffer capture`.
@@ -256,6 +265,11 @@ pub struct FlowsArgs {
     /// Write each direction of each session to its own file in DIR, tcpflow-style.
     #[arg(long, value_name = "DIR")]
     pub write_flows: Option<PathBuf>,
+
+    /// Print a JSON line of health (counters, drops, sessions, memory) to stderr every
+    /// SECS seconds.
+    #[arg(long, value_name = "SECS")]
+    pub stats_interval: Option<u64>,
 }
 
 /// How `follow` prints.

@@ -14,7 +14,10 @@ use sniffer::{
     },
 };
 
-use super::cli::{self, Cli, Command, DirArg, FormatArg};
+use super::{
+    cli::{self, Cli, Command, DirArg, FormatArg},
+    privilege::{self, RunAs},
+};
 
 /// A command line that parses but makes no sense.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +43,17 @@ pub enum ConfigError {
     /// `--format raw` without `--dir`.
     #[error("--format raw writes one direction's exact bytes: add --dir orig or --dir resp")]
     RawNeedsDir,
+    /// `-Z USER` (or its default) names no user of this system.
+    #[error(
+        "-Z {user}{}: no such user: name another with -Z USER, or keep root with -Z root",
+        if *.default { " (the default for live capture as root)" } else { "" }
+    )]
+    NoSuchUser {
+        /// The name looked up.
+        user: String,
+        /// It was the default, not given.
+        default: bool,
+    },
 }
 
 /// `sniffer http` (the default command).
@@ -70,6 +84,10 @@ pub struct HttpConfig {
     pub max_disk: Option<u64>,
     /// Store identical bodies once (`--dedup`).
     pub dedup: bool,
+    /// Print a health line this often.
+    pub stats_interval: Option<Duration>,
+    /// What to keep once the input and the output are open.
+    pub run_as: RunAs,
 }
 
 /// The disk budget of a live run without `--max-disk`: what the output directory holds
@@ -117,6 +135,8 @@ pub struct CaptureConfig {
     pub write: PathBuf,
     /// pcapng instead of pcap.
     pub pcapng: bool,
+    /// What to keep once the input and the output are open.
+    pub run_as: RunAs,
 }
 
 /// `sniffer flows`.
@@ -132,6 +152,10 @@ pub struct FlowsConfig {
     pub format: FlowsFormat,
     /// tcpflow-style per-direction files.
     pub write_flows: Option<PathBuf>,
+    /// Print a health line this often.
+    pub stats_interval: Option<Duration>,
+    /// What to keep once the input and the output are open.
+    pub run_as: RunAs,
 }
 
 /// `sniffer follow`.
@@ -149,6 +173,8 @@ pub struct FollowConfig {
     pub format: FollowFormat,
     /// Only this direction.
     pub dir: Option<Direction>,
+    /// What to keep once the input is open.
+    pub run_as: RunAs,
 }
 
 /// One validated command.
@@ -183,6 +209,7 @@ impl Config {
                     count: cli.http.input.count,
                     pcapng: write.extension().is_some_and(|e| e == "pcapng"),
                     write,
+                    run_as: run_as(&cli.http.input)?,
                 })
             }
             None => Self::Http(http_config(cli.http)?),
@@ -192,6 +219,7 @@ impl Config {
                 count: args.input.count,
                 write: args.write,
                 pcapng: args.pcapng,
+                run_as: run_as(&args.input)?,
             }),
             Some(Command::Flows(args)) => Self::Flows(FlowsConfig {
                 input: input(&args.input)?,
@@ -203,6 +231,8 @@ impl Config {
                     absolute_time: args.absolute_time,
                 },
                 write_flows: args.write_flows,
+                stats_interval: stats_interval(args.stats_interval)?,
+                run_as: run_as(&args.input)?,
             }),
             Some(Command::Follow(args)) => {
                 let select = match (&args.flow_spec, args.stream) {
@@ -230,6 +260,7 @@ impl Config {
                     select,
                     format,
                     dir,
+                    run_as: run_as(&args.input)?,
                 })
             }
         })
@@ -273,6 +304,8 @@ fn http_config(args: cli::HttpArgs) -> Result<HttpConfig, ConfigError> {
             }))
             .transpose()?,
         dedup: args.dedup,
+        stats_interval: stats_interval(args.stats_interval)?,
+        run_as: run_as(&args.input)?,
     })
 }
 
@@ -291,6 +324,27 @@ fn parse_size(v: &str) -> Option<u64> {
         _ => return None,
     };
     n.checked_mul(1 << shift)
+}
+
+/// `-Z`: whom to run as once the input and the outputs are open.
+fn run_as(args: &cli::InputArgs) -> Result<RunAs, ConfigError> {
+    privilege::run_as(args.user.as_deref(), args.iface.is_some()).map_err(|user| {
+        ConfigError::NoSuchUser {
+            user,
+            default: args.user.is_none(),
+        }
+    })
+}
+
+fn stats_interval(secs: Option<u64>) -> Result<Option<Duration>, ConfigError> {
+    match secs {
+        Some(0) => Err(ConfigError::OutOfRange {
+            option: "stats-interval",
+            value: "0".into(),
+            why: "must be at least 1 (seconds)",
+        }),
+        other => Ok(other.map(Duration::from_secs)),
+    }
 }
 
 fn input(args: &cli::InputArgs) -> Result<Input, ConfigError> {

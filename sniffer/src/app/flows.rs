@@ -2,12 +2,24 @@
 
 use std::io::{self, BufWriter};
 
-use sniffer::{output::flows::FlowsPrinter, pipeline};
+use sniffer::{
+    output::{flows::FlowsPrinter, stats::StatsRecord},
+    pipeline::{self, Progress},
+};
 
-use super::{AppError, config::FlowsConfig, stop};
+use super::{AppError, config::FlowsConfig, privilege, stop};
 
 pub(super) fn run(config: &FlowsConfig) -> Result<(), AppError> {
+    if let Some(dir) = &config.write_flows {
+        // Created (and given to the user the program switches to) while it can.
+        privilege::open_output_dir(dir, &config.run_as)?;
+    }
     let mut source = stop::open(&config.input, config.count)?;
+    privilege::drop_privileges(&config.run_as)?;
+    if let Some(dir) = &config.write_flows {
+        // Flow files are created by path, so the user needs the whole path.
+        privilege::check_path(dir, &config.run_as)?;
+    }
     let out = BufWriter::with_capacity(64 << 10, io::stdout().lock());
     let mut printer = FlowsPrinter::new(out, config.format, config.write_flows.as_deref())
         .map_err(|source| AppError::Io {
@@ -21,7 +33,24 @@ pub(super) fn run(config: &FlowsConfig) -> Result<(), AppError> {
             ),
             source,
         })?;
-    let (stats, failed) = match pipeline::run(source.as_mut(), &config.flow, &mut printer) {
+    let ran = match config.stats_interval {
+        None => pipeline::run(source.as_mut(), &config.flow, &mut printer),
+        Some(every) => {
+            let started = std::time::Instant::now();
+            let memcap = config.flow.memcap;
+            pipeline::run_with_ticks(
+                source.as_mut(),
+                &config.flow,
+                &mut printer,
+                every,
+                &mut |p: &Progress, _: &mut FlowsPrinter<_>| {
+                    let line = StatsRecord::new(super::now(), started.elapsed(), p, memcap, None);
+                    eprintln!("{}", line.json());
+                },
+            )
+        }
+    };
+    let (stats, failed) = match ran {
         Ok(stats) => (stats, None),
         Err(e) => (*e.stats, Some(e.source)),
     };

@@ -7,10 +7,11 @@ use sniffer::{
     pipeline,
 };
 
-use super::{AppError, config::FollowConfig, stop};
+use super::{AppError, config::FollowConfig, privilege, stop};
 
 pub(super) fn run(config: &FollowConfig) -> Result<(), AppError> {
     let mut source = stop::open(&config.input, config.count)?;
+    privilege::drop_privileges(&config.run_as)?;
     let out = BufWriter::with_capacity(64 << 10, io::stdout().lock());
     let mut follower = Follower::new(out, config.select.clone(), config.format, config.dir);
     let (stats, failed) = match pipeline::run(source.as_mut(), &config.flow, &mut follower) {

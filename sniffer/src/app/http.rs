@@ -16,12 +16,13 @@ use sniffer::{
     output::{
         count,
         jsonl::{human, transaction_record},
+        stats::{Files, StatsRecord},
     },
-    pipeline,
+    pipeline::{self, Progress},
     records::{Record as _, TransactionRecord},
 };
 
-use super::{AppError, config::HttpConfig, stop};
+use super::{AppError, config::HttpConfig, privilege, stop};
 
 /// A transaction line, waiting (if its body was saved) for its file's outcome.
 struct Line {
@@ -118,7 +119,7 @@ pub(super) fn run(config: &HttpConfig) -> Result<(), AppError> {
         (None, Input::Live(_)) if config.save => super::config::default_budget(&config.out),
         (None, _) => None,
     };
-    let extractor = Extractor::new(ExtractConfig {
+    let extract = ExtractConfig {
         dir: config.out.clone(),
         globs: if config.save {
             config.extract.clone()
@@ -128,8 +129,24 @@ pub(super) fn run(config: &HttpConfig) -> Result<(), AppError> {
         all: config.save && config.extract_all,
         budget,
         dedup: config.dedup,
-    })?;
+    };
+    // Everything that needs privileges first: the output directory (made now only when
+    // the program will switch users: afterwards it may not be allowed to), the device.
+    // Then the drop, before the extractor starts its thread and before a byte is parsed.
+    let dir = if config.save && config.run_as.switches_to().is_some() {
+        Some(privilege::open_output_dir(&config.out, &config.run_as)?)
+    } else {
+        None
+    };
     let mut source = stop::open(&config.input, config.count)?;
+    privilege::drop_privileges(&config.run_as)?;
+    let extractor = match dir {
+        Some(dir) => {
+            privilege::check_dir(&dir, &config.out, &config.run_as)?;
+            Extractor::in_dir(extract, dir)
+        }
+        None => Extractor::new(extract)?,
+    };
     if let (Input::Live(_), Some(b)) = (&config.input, budget) {
         eprintln!(
             "sniffer: saving into {}, at most {b} bytes (--max-disk); the oldest files go first",
@@ -149,7 +166,30 @@ pub(super) fn run(config: &HttpConfig) -> Result<(), AppError> {
         error: None,
     };
     let mut analyzer = HttpAnalyzer::new(printer, Limits::default());
-    let (stats, failed) = match pipeline::run(source.as_mut(), &config.flow, &mut analyzer) {
+    let ran = match config.stats_interval {
+        None => pipeline::run(source.as_mut(), &config.flow, &mut analyzer),
+        Some(every) => {
+            let started = std::time::Instant::now();
+            let memcap = config.flow.memcap;
+            pipeline::run_with_ticks(
+                source.as_mut(),
+                &config.flow,
+                &mut analyzer,
+                every,
+                &mut |p: &Progress, a: &mut HttpAnalyzer<Printer<_>>| {
+                    let files = a.listener().extractor.stats();
+                    let files = Files {
+                        stats: &files,
+                        budget,
+                    };
+                    let line =
+                        StatsRecord::new(super::now(), started.elapsed(), p, memcap, Some(files));
+                    eprintln!("{}", line.json());
+                },
+            )
+        }
+    };
+    let (stats, failed) = match ran {
         Ok(stats) => (stats, None),
         Err(e) => (*e.stats, Some(e.source)),
     };

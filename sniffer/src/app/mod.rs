@@ -10,9 +10,13 @@ mod flows;
 mod follow;
 mod http;
 mod interfaces;
+pub mod privilege;
 mod stop;
 
-use sniffer::capture::{CaptureError, live::LiveError};
+use sniffer::{
+    Timestamp,
+    capture::{CaptureError, live::LiveError},
+};
 
 use config::{Config, ConfigError};
 use exit::ExitCode;
@@ -42,6 +46,9 @@ pub enum AppError {
         /// The output directory.
         dir: std::path::PathBuf,
     },
+    /// The privileges could not be dropped.
+    #[error(transparent)]
+    Privilege(#[from] privilege::PrivilegeError),
     /// Writing output failed.
     #[error("{what}: {source}")]
     Io {
@@ -92,9 +99,11 @@ impl AppError {
             }
             Self::Capture(CaptureError::File(e)) if e.is_damage() => ExitCode::DamagedInput,
             Self::Capture(CaptureError::File(e)) if e.is_not_a_capture() => ExitCode::Usage,
-            Self::Capture(_) | Self::Extract(_) | Self::Io { .. } | Self::NotSaved { .. } => {
-                ExitCode::Failure
-            }
+            Self::Capture(_)
+            | Self::Extract(_)
+            | Self::Privilege(_)
+            | Self::Io { .. }
+            | Self::NotSaved { .. } => ExitCode::Failure,
         }
     }
 
@@ -102,6 +111,14 @@ impl AppError {
     pub fn is_broken_pipe(&self) -> bool {
         matches!(self, Self::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
     }
+}
+
+/// The wall-clock time now.
+fn now() -> Timestamp {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp::from_parts(d.as_secs(), d.subsec_nanos())
 }
 
 /// Run one command to completion.

@@ -6,7 +6,13 @@
 //! filter, and only then binds the socket to the device with `ETH_P_ALL`: no unfiltered
 //! packet is ever queued. The filter returns 0, so the socket itself never receives
 //! anything; matched packets travel through the `RECORDS` ring buffer, which a
-//! current-thread tokio runtime inside the source waits on (`AsyncFd`).
+//! current-thread tokio runtime inside the source waits on (`AsyncFd`). How long it waits,
+//! and what wakes it, is [`super::wake`]'s: batches under load, every record after a quiet
+//! spell, and on a quiet device at most one wakeup per [`IDLE_TICK`].
+//!
+//! After `open`, the source makes no `bpf()` call but the counter reads: the ring is read
+//! through its mapping and the wake flag is written through `CONFIG`'s. So it keeps
+//! working after the program drops its privileges.
 //!
 //! Stopping (Ctrl-C, SIGTERM, or [`StopHandle::stop`]) closes the socket first. Closing an
 //! AF_PACKET socket waits for an RCU grace period (`synchronize_net`), so every filter run
@@ -16,18 +22,21 @@
 use std::{
     io,
     mem::ManuallyDrop,
-    os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
+    os::fd::{AsFd as _, AsRawFd, FromRawFd, OwnedFd, RawFd},
     ptr::NonNull,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
-    maps::{Array, HashMap, MapData, MapError, PerCpuArray, RingBuf, ring_buf::RingBufItem},
+    maps::{
+        Array, HashMap, IterableMap as _, MapData, MapError, PerCpuArray, RingBuf,
+        ring_buf::RingBufItem,
+    },
     programs::{ProgramError, SocketFilter},
 };
 use sniffer_ebpf::{Counter, RecordHeader, names};
@@ -39,6 +48,7 @@ use tokio::{
 use super::{
     CaptureError, Frame, IDLE_TICK, KernelCounters, LinkType, PacketSource, Poll, SourceStats,
     Timestamp,
+    wake::{Pacer, ReaderFlag, Timer},
 };
 
 /// What a live capture selects and how: the live source's own settings.
@@ -63,11 +73,6 @@ static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"),
 const ARPHRD_RAWIP: u16 = 519;
 /// `ARPHRD_IP6GRE` from `<linux/if_arp.h>` (not in the libc crate).
 const ARPHRD_IP6GRE: u16 = 823;
-
-/// How long a wait for ring-buffer data lasts: the kernel wakes the reader only for
-/// batches of [`WAKEUP_BYTES`], so smaller batches (and a stop request) are picked up
-/// within this interval.
-const POLL_INTERVAL: Duration = Duration::from_millis(10);
 
 /// The kernel wakes the reader each time the bytes waiting in the ring cross a multiple of
 /// this (or of a sixteenth of a smaller ring): one wakeup per batch instead of one per
@@ -199,12 +204,15 @@ pub struct StopHandle(Arc<StopState>);
 #[derive(Debug, Default)]
 struct StopState {
     stop: AtomicBool,
+    /// Wakes a sleeping reader (a permit is kept if it is not waiting yet).
+    wake: tokio::sync::Notify,
 }
 
 impl StopHandle {
-    /// Ask the source to stop; it notices within [`POLL_INTERVAL`].
+    /// Ask the source to stop; a waiting source wakes at once.
     pub fn stop(&self) {
         self.0.stop.store(true, Ordering::SeqCst);
+        self.0.wake.notify_one();
     }
 }
 
@@ -254,10 +262,15 @@ unsafe impl Send for Current {}
 /// and the ring is touched only through `ring` while no `current` exists.
 pub struct LiveSource {
     current: Option<Current>,
+    /// Ends timed waits (registered with `runtime`, so declared, and dropped, before it).
+    timer: AsyncFd<Timer>,
     runtime: tokio::runtime::Runtime,
     ready: ManuallyDrop<AsyncFd<RingFd>>,
     ring: RingBox,
     counters: PerCpuArray<MapData, u64>,
+    /// `Config::reader_asleep`, through `CONFIG`'s mapping.
+    flag: ReaderFlag,
+    pacer: Pacer,
     logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
     socket: Option<OwnedFd>,
     sigint: tokio::signal::unix::Signal,
@@ -266,8 +279,8 @@ pub struct LiveSource {
     phase: Phase,
     /// Times the reader waited for the ring (wakeups plus poll intervals), for the debug log.
     waits: u64,
-    /// Since when the reader has waited without a frame (for [`Poll::Idle`]).
-    idle_since: Option<Instant>,
+    /// When [`Poll::Idle`] is due next.
+    next_tick: Instant,
     link_type: LinkType,
     /// CLOCK_REALTIME − CLOCK_MONOTONIC, in nanoseconds, sampled at open.
     mono_to_wall_ns: i128,
@@ -339,6 +352,10 @@ impl LiveSource {
 
         fill_maps(&mut ebpf, config, flags)?;
         let counters = take_map::<PerCpuArray<MapData, u64>>(&mut ebpf, names::COUNTERS)?;
+        let config_map =
+            take_map::<Array<MapData, sniffer_ebpf::Config>>(&mut ebpf, names::CONFIG)?;
+        let flag = ReaderFlag::map(config_map.map().fd().as_fd().as_raw_fd())
+            .map_err(|e| LiveError::os("mapping the CONFIG map", iface, e))?;
         let ring = take_map::<RingBuf<MapData>>(&mut ebpf, names::RECORDS)?;
         let ring_fd = RingFd(ring.as_raw_fd());
         let ring = RingBox(NonNull::from(Box::leak(Box::new(ring))));
@@ -371,8 +388,24 @@ impl LiveSource {
             .enable_time()
             .build()
             .map_err(|e| LiveError::os("starting the tokio runtime", iface, e))?;
-        let (ready, sigint, sigterm) = {
+        let (ready, timer, sigint, sigterm) = {
             let _guard = runtime.enter();
+            let timer = Timer::new()
+                .and_then(|t| {
+                    // SAFETY: the Timer owns its descriptor, open and unchanged until the
+                    // AsyncFd (which owns the Timer) is dropped.
+                    unsafe { AsyncFd::register_with_interest(t, Interest::READABLE) }
+                        .map_err(|e| e.into_parts().1)
+                })
+                .map_err(|e| LiveError::os("creating a timer", iface, e));
+            let timer = match timer {
+                Ok(t) => t,
+                Err(e) => {
+                    // SAFETY: leaked above, not shared with anything yet.
+                    drop(unsafe { Box::from_raw(ring.0.as_ptr()) });
+                    return Err(e);
+                }
+            };
             // SAFETY: the RingBuf (in `ring`) owns this descriptor and keeps it open and
             // unchanged until it is freed, which Drop does only after dropping the AsyncFd.
             let ready = unsafe { AsyncFd::register_with_interest(ring_fd, Interest::READABLE) };
@@ -392,17 +425,20 @@ impl LiveSource {
                 .map_err(|e| LiveError::os("handling Ctrl-C", iface, e))?;
             let sigterm = tokio::signal::unix::signal(SignalKind::terminate())
                 .map_err(|e| LiveError::os("handling SIGTERM", iface, e))?;
-            (ready, sigint, sigterm)
+            (ready, timer, sigint, sigterm)
         };
         log::debug!(
             "capturing on {iface} (ifindex {ifindex}, ARPHRD {arphrd}, {link_type:?}, flags {flags:#x})"
         );
         Ok(Self {
             current: None,
+            timer,
             runtime,
             ready: ManuallyDrop::new(ready),
             ring,
             counters,
+            flag,
+            pacer: Pacer::default(),
             logger,
             socket: Some(socket),
             sigint,
@@ -410,7 +446,7 @@ impl LiveSource {
             stop: StopHandle(Arc::default()),
             phase: Phase::Running,
             waits: 0,
-            idle_since: None,
+            next_tick: Instant::now() + IDLE_TICK,
             link_type,
             mono_to_wall_ns: mono_to_wall_offset(),
             stats: SourceStats::default(),
@@ -464,17 +500,41 @@ impl LiveSource {
         log::debug!("live capture stopping: draining the ring buffer");
     }
 
-    /// Waits until the ring may have data, a stop is requested, or the poll interval ends.
-    fn wait(&mut self) {
+    /// The ring is empty: waits until it may have data, a signal or a stop request comes,
+    /// or the pacer's timeout ends (see [`super::wake`]); `tick` is when the caller wants
+    /// control back at the latest.
+    fn wait(&mut self, tick: Option<Instant>) {
         self.waits += 1;
+        let plan = self.pacer.plan(Instant::now(), tick);
+        if plan.set_flag {
+            self.flag.set(true);
+        }
+        if let Err(e) = self.timer.get_ref().arm(plan.timeout) {
+            // Not expected; waiting without a timeout could miss a tick.
+            log::warn!("arming the live reader's timer: {e}");
+        }
         let Self {
             runtime,
             ready,
+            timer,
             sigint,
             sigterm,
+            stop,
             ..
         } = self;
         let stop_requested = runtime.block_on(async {
+            let timeout = async {
+                loop {
+                    let Ok(mut guard) = timer.readable().await else {
+                        return;
+                    };
+                    if guard.get_inner().expired() {
+                        return;
+                    }
+                    // An expiry from before the timer was re-armed: wait on.
+                    guard.clear_ready();
+                }
+            };
             tokio::select! {
                 ready = ready.readable() => {
                     if let Ok(mut guard) = ready {
@@ -485,7 +545,9 @@ impl LiveSource {
                 }
                 _ = sigint.recv() => true,
                 _ = sigterm.recv() => true,
-                () = tokio::time::sleep(POLL_INTERVAL) => false,
+                // The stop flag is already set; the caller looks at it next.
+                () = stop.0.wake.notified() => false,
+                () = timeout => false,
             }
         });
         if stop_requested {
@@ -539,8 +601,8 @@ impl PacketSource for LiveSource {
 }
 
 impl LiveSource {
-    /// The next record as a frame; with `idle`, [`Poll::Idle`] after [`IDLE_TICK`]
-    /// without one.
+    /// The next record as a frame; with `idle`, [`Poll::Idle`] once per [`IDLE_TICK`]
+    /// when there is none to deliver.
     fn next_record(&mut self, idle: bool) -> Result<Poll<'_>, CaptureError> {
         // Release the previous record: its space in the ring goes back to the kernel.
         self.current = None;
@@ -579,7 +641,9 @@ impl LiveSource {
                     self.stats.truncated += 1;
                 }
                 self.current = Some(Current(item));
-                self.idle_since = None;
+                if self.pacer.record() {
+                    self.flag.set(false);
+                }
                 return Ok(Poll::Frame(Frame {
                     ts,
                     link_type: self.link_type,
@@ -591,14 +655,14 @@ impl LiveSource {
             match self.phase {
                 Phase::Running => {
                     if idle {
-                        let since = *self.idle_since.get_or_insert_with(Instant::now);
-                        if since.elapsed() >= IDLE_TICK {
-                            self.idle_since = Some(Instant::now());
-                            let now = clock_ns(libc::CLOCK_REALTIME);
-                            return Ok(Poll::Idle(Timestamp(u64::try_from(now).unwrap_or(0))));
+                        let now = Instant::now();
+                        if now >= self.next_tick {
+                            self.next_tick = now + IDLE_TICK;
+                            let wall = clock_ns(libc::CLOCK_REALTIME);
+                            return Ok(Poll::Idle(Timestamp(u64::try_from(wall).unwrap_or(0))));
                         }
                     }
-                    self.wait();
+                    self.wait(idle.then_some(self.next_tick));
                 }
                 Phase::Draining => {
                     log::debug!(
@@ -767,7 +831,7 @@ fn fill_maps(ebpf: &mut Ebpf, config: &LiveOptions, flags: u32) -> Result<(), Li
             snaplen: config.snaplen,
             flags,
             wakeup_bytes: (config.ring_bytes / 16).min(WAKEUP_BYTES),
-            reserved: 0,
+            reader_asleep: 0,
         },
         0,
     )
@@ -922,6 +986,8 @@ mod tests {
 
 #[cfg(test)]
 mod load_tests {
+    use std::time::Duration;
+
     use super::*;
 
     /// A capture of `port` on loopback, with a small ring.

@@ -5,6 +5,7 @@
 pub mod file;
 pub mod live;
 mod mapped;
+mod wake;
 pub mod writer;
 
 use std::{path::PathBuf, sync::atomic::AtomicBool};
@@ -134,9 +135,10 @@ pub trait PacketSource {
     /// results: callers keep what they decoded and report the error.
     fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError>;
 
-    /// Like [`Self::next_frame`], except that a live source with no frame to deliver for
-    /// about [`IDLE_TICK`] returns [`Poll::Idle`] with the time now, so that work driven
-    /// by time (idle timeouts) goes on while the network is quiet. A file never idles.
+    /// Like [`Self::next_frame`], except that a live source with no frame to deliver
+    /// right now returns [`Poll::Idle`] with the time now about once per [`IDLE_TICK`],
+    /// so that work driven by time (idle timeouts, health lines) goes on while the network
+    /// is quiet or light. A file never idles.
     ///
     /// # Errors
     /// As [`Self::next_frame`].
@@ -148,7 +150,8 @@ pub trait PacketSource {
     fn stats(&self) -> SourceStats;
 }
 
-/// How long a live source waits without a frame before [`PacketSource::poll`] says so.
+/// How often a live source that has to wait for frames says so ([`Poll::Idle`]); also
+/// the longest it sleeps on a quiet device when polled.
 pub const IDLE_TICK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What [`PacketSource::poll`] found.
@@ -156,7 +159,7 @@ pub const IDLE_TICK: std::time::Duration = std::time::Duration::from_secs(1);
 pub enum Poll<'a> {
     /// The next frame.
     Frame(Frame<'a>),
-    /// No frame for [`IDLE_TICK`]: the time now.
+    /// No frame to deliver now, and an [`IDLE_TICK`] since the last `Idle`: the time now.
     Idle(Timestamp),
     /// The end: end of file, or Ctrl-C on a live device.
     End,

@@ -202,6 +202,8 @@ struct Part {
 /// `index.jsonl` has (the writer fills it in).
 pub struct Extractor {
     config: ExtractConfig,
+    /// The directory, when the caller opened it ([`Self::in_dir`]) and no file came yet.
+    opened: Option<File>,
     /// The directory and its writer, once the first file is saved.
     active: Option<Active>,
     /// Why the directory could not be made ready (then every file fails).
@@ -314,6 +316,7 @@ impl Extractor {
         }
         Ok(Self {
             config,
+            opened: None,
             active: None,
             unusable: None,
             next_id: 0,
@@ -324,9 +327,25 @@ impl Extractor {
         })
     }
 
+    /// Like [`Self::new`], in a directory the caller opened already (`config.dir` is its
+    /// path, for messages): a program that drops its privileges opens the directory
+    /// before, and the extractor's index and thread still come with the first file.
+    pub fn in_dir(config: ExtractConfig, dir: File) -> Self {
+        Self {
+            opened: Some(dir),
+            active: None,
+            unusable: None,
+            next_id: 0,
+            open: HashMap::default(),
+            parts: HashMap::new(),
+            stats: ExtractStats::default(),
+            last: None,
+            config,
+        }
+    }
+
     /// Create (if needed) and open the output directory and its `index.jsonl`, and start
-    /// the hasher thread, now rather than at the first saved file (for a program that
-    /// gives up its privileges and must open the directory before).
+    /// the hasher thread, now rather than at the first saved file.
     ///
     /// # Errors
     /// The directory or the index cannot be created or opened.
@@ -339,8 +358,13 @@ impl Extractor {
             dir: path.clone(),
             source,
         };
-        std::fs::create_dir_all(&self.config.dir).map_err(dir_err)?;
-        let dir = File::open(&self.config.dir).map_err(dir_err)?;
+        let dir = match self.opened.take() {
+            Some(dir) => dir,
+            None => {
+                std::fs::create_dir_all(&self.config.dir).map_err(dir_err)?;
+                File::open(&self.config.dir).map_err(dir_err)?
+            }
+        };
         if !dir.metadata().map_err(dir_err)?.is_dir() {
             return Err(ExtractError::NotADirectory {
                 dir: self.config.dir.clone(),
