@@ -20,6 +20,8 @@
 //! 206 responses are saved with their range; once the parts of one resource (same URL,
 //! validator and length) cover it from 0 to its end, they are merged into one more file.
 
+pub mod detect;
+pub mod frames;
 pub mod naming;
 mod writer;
 
