@@ -490,6 +490,7 @@ impl Extractor {
             url: tx.url(),
             status: resp.status,
             content_type: resp.content_type(),
+            detected_type: None,
             content_encoding: resp.head.header_str("content-encoding"),
             range: tx.request.as_ref().and_then(|r| r.head.header_str("range")),
             content_range: resp.head.header_str("content-range"),
@@ -504,6 +505,8 @@ impl Extractor {
             },
             notes,
             merged_from: Vec::new(),
+            icy: None,
+            hls: None,
         };
         self.writer.send(Job::Close {
             id: kept.id,
@@ -606,6 +609,7 @@ impl Extractor {
                 url: None,
                 status: 0,
                 content_type: None,
+                detected_type: None,
                 content_encoding: None,
                 range: None,
                 content_range: None,
@@ -616,6 +620,8 @@ impl Extractor {
                 gaps: Vec::new(),
                 notes: vec!["the capture stopped inside the body".into()],
                 merged_from: Vec::new(),
+                icy: None,
+                hls: None,
             };
             self.writer.send(Job::Close {
                 id: main.id,

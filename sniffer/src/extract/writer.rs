@@ -418,6 +418,7 @@ mod tests {
             url: None,
             status: 200,
             content_type: None,
+            detected_type: None,
             content_encoding: None,
             range: None,
             content_range: None,
@@ -428,6 +429,8 @@ mod tests {
             gaps: Vec::new(),
             notes: Vec::new(),
             merged_from: Vec::new(),
+            icy: None,
+            hls: None,
         })
     }
 

@@ -21,6 +21,7 @@
 //! line that starts a message.
 
 mod body;
+pub mod icy;
 pub mod parser;
 pub mod range;
 pub mod whole;
