@@ -23,6 +23,7 @@
 pub mod detect;
 pub mod frames;
 pub mod naming;
+mod tracks;
 mod writer;
 
 use std::{
