@@ -22,6 +22,7 @@
 
 pub mod detect;
 pub mod frames;
+pub mod hls;
 pub mod naming;
 mod tracks;
 mod writer;
