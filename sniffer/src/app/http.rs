@@ -12,6 +12,7 @@ use sniffer::{
     output::jsonl::{human, transaction_record},
     pipeline,
     records::Record as _,
+    wire::Timestamp,
 };
 
 use super::{AppError, config::HttpConfig};
@@ -59,6 +60,14 @@ impl<W: io::Write> HttpListener for Printer<W> {
         self.extractor.on_body(tx, event);
     }
 
+    fn wants_more_body(&mut self, tx: &Transaction) -> bool {
+        self.extractor.wants_more(tx)
+    }
+
+    fn packet_time(&mut self, ts: Timestamp) {
+        self.extractor.set_time(ts);
+    }
+
     fn http_transaction(&mut self, tx: &Transaction) {
         let saved = self.extractor.on_done(tx);
         self.saved_any |= saved.is_some();
@@ -93,6 +102,7 @@ pub(super) fn run(config: &HttpConfig) -> Result<(), AppError> {
         dir: config.out.clone(),
         globs: config.extract.clone(),
         all: config.extract_all,
+        split_tracks: config.split_tracks,
     })?;
     let mut source = capture::open(&config.input)?;
     if matches!(config.input, Input::Files(_)) {
@@ -143,6 +153,13 @@ pub(super) fn run(config: &HttpConfig) -> Result<(), AppError> {
         (http.tunnels, "sessions tunnelled (CONNECT/Upgrade)"),
         (http.capped_sessions, "sessions capped"),
         (http.not_http, "sessions not HTTP"),
+        (ex.radio_streams, "radio streams had their metadata removed"),
+        (ex.tracks, "radio track files"),
+        (
+            ex.unplaced_bytes,
+            "radio bytes could not be placed after a loss",
+        ),
+        (ex.joined, "files joined from HLS segments"),
         (ex.write_errors, "write errors"),
     ] {
         if n > 0 {

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use fluent_uri::{Iri, IriRef};
 
-use crate::wire::Timestamp;
+use crate::{records::Endpoints, wire::Timestamp};
 
 /// Longest playlist body read.
 pub const MAX_PLAYLIST: usize = 1 << 20;
@@ -158,13 +158,21 @@ struct SegRef {
     discontinuity: bool,
 }
 
+/// Where a playlist was first fetched: what the joined file's index line says of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Origin {
+    pub stream: u64,
+    pub number: u64,
+    pub uri: Vec<u8>,
+    pub endpoints: Endpoints,
+    pub method: String,
+}
+
 /// One media playlist (by URL) and every segment its fetches listed.
 #[derive(Debug)]
 struct Rendition {
     url: String,
-    stream: u64,
-    number: u64,
-    uri: Vec<u8>,
+    origin: Origin,
     segments: BTreeMap<u64, SegRef>,
     notes: Vec<String>,
     over_limit: u64,
@@ -175,9 +183,7 @@ struct Rendition {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct JoinPlan {
     pub playlist: String,
-    pub stream: u64,
-    pub number: u64,
-    pub uri: Vec<u8>,
+    pub origin: Origin,
     /// 0 for the first file of the rendition, then one more per discontinuity.
     pub part: usize,
     pub ts: Timestamp,
@@ -200,15 +206,7 @@ pub(super) struct Hls {
 
 impl Hls {
     /// A playlist's body, fetched from `url` by transaction `number` of `stream`.
-    pub(super) fn playlist(
-        &mut self,
-        url: &str,
-        stream: u64,
-        number: u64,
-        uri: &[u8],
-        body: &[u8],
-        truncated: bool,
-    ) {
+    pub(super) fn playlist(&mut self, url: &str, origin: Origin, body: &[u8], truncated: bool) {
         let Ok(p) = parse(body) else { return };
         if p.master || p.segments.is_empty() {
             return;
@@ -217,9 +215,7 @@ impl Hls {
         let i = *self.by_url.entry(key.clone()).or_insert_with(|| {
             self.renditions.push(Rendition {
                 url: url.to_owned(),
-                stream,
-                number,
-                uri: uri.to_vec(),
+                origin,
                 segments: BTreeMap::new(),
                 notes: Vec::new(),
                 over_limit: 0,
@@ -381,9 +377,7 @@ impl Hls {
         }
         Some(JoinPlan {
             playlist: r.url.clone(),
-            stream: r.stream,
-            number: r.number,
-            uri: r.uri.clone(),
+            origin: r.origin.clone(),
             part: part_no,
             ts: head.ts,
             ext: head.ext.clone(),
@@ -454,6 +448,19 @@ mod tests {
         assert!(!is_playlist(Some("audio/aac"), b"/x.aac"));
     }
 
+    fn origin() -> Origin {
+        Origin {
+            stream: 0,
+            number: 0,
+            uri: b"/live/radio.m3u8".to_vec(),
+            endpoints: Endpoints::new(
+                "10.0.0.1:5000".parse().unwrap(),
+                "10.0.0.2:80".parse().unwrap(),
+            ),
+            method: "GET".into(),
+        }
+    }
+
     fn saved(file: &str) -> Saved {
         Saved {
             file: file.into(),
@@ -472,12 +479,12 @@ mod tests {
         // never.
         let first = "#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:1\n#EXTINF:1,\ns1.aac\n#EXTINF:1,\ns2.aac\n#EXTINF:1,\ns3.aac\n";
         let second = "#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:3\n#EXTINF:1,\ns3.aac\n#EXTINF:1,\ns4.aac\n#EXTINF:1,\ns5.aac\n#EXT-X-DISCONTINUITY\n#EXTINF:1,\ns6.aac\n#EXTINF:1,\ns7.aac\n";
-        h.playlist(base, 0, 0, b"/live/radio.m3u8", first.as_bytes(), false);
+        h.playlist(base, origin(), first.as_bytes(), false);
         h.saved("http://h/live/s4.aac", saved("f4"));
         h.saved("http://h/live/s1.aac", saved("f1"));
         h.saved("http://h/live/s2.aac", saved("f2"));
         h.saved("http://h/live/s2.aac", saved("f2-again"));
-        h.playlist(base, 0, 1, b"/live/radio.m3u8", second.as_bytes(), false);
+        h.playlist(base, origin(), second.as_bytes(), false);
         h.saved("http://h/live/s6.aac", saved("f6"));
         h.saved("http://h/live/s7.aac", saved("f7"));
         let plans = h.plans();
@@ -502,7 +509,7 @@ mod tests {
             text.push_str(&format!("#EXTINF:1,\ns{i}.ts\n"));
         }
         let mut h = Hls::default();
-        h.playlist("http://h/a.m3u8", 0, 0, b"/a.m3u8", text.as_bytes(), false);
+        h.playlist("http://h/a.m3u8", origin(), text.as_bytes(), false);
         assert_eq!(h.tracked, MAX_SEGMENTS);
         assert_eq!(h.renditions[0].over_limit, 100_000 - MAX_SEGMENTS as u64);
         h.saved("http://h/s0.ts", saved("a"));

@@ -23,7 +23,9 @@
 pub mod detect;
 pub mod frames;
 pub mod hls;
+mod join;
 pub mod naming;
+mod radio;
 mod tracks;
 mod writer;
 
@@ -40,7 +42,7 @@ use writer::{Job, Writer};
 
 use crate::{
     http::{BodyEvent, ContentRange, HttpListener, Transaction, parser::Framing},
-    records::{Endpoints, FileRecord},
+    records::{Endpoints, FileRecord, IcyTrack},
     wire::Timestamp,
 };
 
@@ -53,6 +55,9 @@ pub struct ExtractConfig {
     pub globs: Vec<glob::Pattern>,
     /// Save every body whatever its type.
     pub all: bool,
+    /// Cut radio streams into one file per title (`--no-split` turns it off: one file per
+    /// stream, metadata still removed).
+    pub split_tracks: bool,
 }
 
 /// Why extraction could not start or a file could not be written.
@@ -101,6 +106,33 @@ pub struct ExtractStats {
     pub write_errors: u64,
     /// Bytes written to saved files.
     pub bytes: u64,
+    /// Radio streams (responses with `icy-metaint`) whose metadata was removed.
+    pub radio_streams: u64,
+    /// Track files of radio streams.
+    pub tracks: u64,
+    /// Bytes of radio streams that could not be placed after a loss (dropped).
+    pub unplaced_bytes: u64,
+    /// Files joined from HLS segments.
+    pub joined: u64,
+}
+
+/// Declared types that say nothing of the content: the first bytes decide whether such a
+/// body is wanted.
+pub const GENERIC_TYPES: [&str; 9] = [
+    "application/octet-stream",
+    "binary/octet-stream",
+    "application/x-download",
+    "application/force-download",
+    "application/download",
+    "application/x-octet-stream",
+    "application/unknown",
+    "application/binary",
+    "text/plain",
+];
+
+/// Is a declared type (lower case, no parameters) missing or generic?
+pub fn is_generic(content_type: Option<&str>) -> bool {
+    content_type.is_none_or(|t| GENERIC_TYPES.contains(&t))
 }
 
 /// A file being filled, as the extractor sees it: the bytes not yet handed to the writer
@@ -149,16 +181,43 @@ impl Sink {
     }
 }
 
+/// What a saved body's name is made of (kept so the body can be named after its head).
+struct NameParts {
+    stream: u64,
+    number: u64,
+    uri: Vec<u8>,
+    declared: Option<String>,
+    encoded: bool,
+}
+
+/// Where a wanted body's bytes go.
+enum Out {
+    /// Detection is still looking: the first bytes (decoded, and raw when content-coded),
+    /// at most [`detect::PREFIX`] of each (four times that of raw bytes).
+    Pending { main: Vec<u8>, raw: Vec<u8> },
+    /// Into its file (the decoded body), and the raw bytes while decoding might fail.
+    Files { main: Sink, raw: Option<Sink> },
+    /// A radio stream: metadata removed, cut into tracks.
+    Icy(Box<radio::IcyBody>),
+    /// Not wanted after all (or its file could not be created).
+    Dropped,
+}
+
 /// A body being saved.
 struct OpenBody {
     /// What the index line says if the capture stops inside the body.
     ts: Timestamp,
     endpoints: Endpoints,
-    /// Decoded body (or the body itself when not content-coded).
-    main: Sink,
-    /// Raw content-coded bytes, while decoding might still fail.
-    raw: Option<Sink>,
+    name: NameParts,
+    /// The declared type matched a glob (or everything is saved).
+    declared_wanted: bool,
+    detected: Option<detect::Detected>,
+    out: Out,
     decode_failed: Option<String>,
+    /// An HLS playlist's text, read for its segments (at most [`hls::MAX_PLAYLIST`]).
+    playlist: Option<Vec<u8>>,
+    /// Notes about the body from the extractor (a refused `icy-metaint`, …).
+    notes: Vec<String>,
 }
 
 /// A complete 206 part of some resource.
@@ -181,9 +240,17 @@ pub struct Extractor {
     open: HashMap<(u64, u64), OpenBody, foldhash::fast::RandomState>,
     /// 206 parts by (URL, validator, complete length).
     parts: HashMap<(String, String, u64), Vec<Part>>,
-    /// Counted here: kept_raw, refused, and files that could not be created.
+    /// Playlists and saved files, for joining HLS segments at the end.
+    hls: hls::Hls,
+    /// Counted here: kept_raw, refused, files that could not be created, and the radio
+    /// and HLS counters.
     stats: ExtractStats,
     last: Option<IndexEntry>,
+    /// The time of the packet being parsed.
+    now: Timestamp,
+    /// A body found unwanted by its first bytes: the HTTP layer is told to stop it.
+    stop: Option<(u64, u64)>,
+    finished: bool,
 }
 
 /// Bytes gathered per file before they are written (and handed to the hasher thread).
@@ -273,8 +340,12 @@ impl Extractor {
             next_id: 0,
             open: HashMap::default(),
             parts: HashMap::new(),
+            hls: hls::Hls::default(),
             stats: ExtractStats::default(),
             last: None,
+            now: Timestamp::default(),
+            stop: None,
+            finished: false,
         })
     }
 
@@ -290,6 +361,10 @@ impl Extractor {
             write_errors: w.write_errors + self.stats.write_errors,
             kept_raw: self.stats.kept_raw,
             refused: self.stats.refused,
+            radio_streams: self.stats.radio_streams,
+            tracks: self.stats.tracks,
+            unplaced_bytes: self.stats.unplaced_bytes,
+            joined: self.stats.joined,
             ..w
         }
     }
@@ -314,15 +389,15 @@ impl Extractor {
                 .any(|g| g.matches(content_type.unwrap_or("")))
     }
 
-    fn create(&self, tx: &Transaction, prefix: &str) -> Result<(String, File), ExtractError> {
-        let uri = tx.request.as_ref().map_or(&b""[..], |r| &r.uri);
-        let ct = tx.response.as_ref().and_then(|r| r.content_type());
+    /// Create a new file named `name_for(attempt)`, trying further attempts while the
+    /// name is taken.
+    fn create_named(
+        &self,
+        name_for: &dyn Fn(u32) -> String,
+    ) -> Result<(String, File), ExtractError> {
         let mut last_err = None;
         for attempt in 0..1000 {
-            let name = format!(
-                "{prefix}{}",
-                naming::file_name(tx.stream, tx.number, uri, ct.as_deref(), attempt)
-            );
+            let name = name_for(attempt);
             match create_in(&self.dir, &name, false) {
                 Ok(f) => return Ok((name, f)),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_err = Some((name, e)),
@@ -343,8 +418,20 @@ impl Extractor {
         })
     }
 
-    fn sink(&mut self, tx: &Transaction, prefix: &str) -> Result<Sink, ExtractError> {
-        let (name, file) = self.create(tx, prefix)?;
+    fn create(&self, tx: &Transaction, prefix: &str) -> Result<(String, File), ExtractError> {
+        let uri = tx.request.as_ref().map_or(&b""[..], |r| &r.uri);
+        let ct = tx.response.as_ref().and_then(|r| r.content_type());
+        self.create_named(&|attempt| {
+            format!(
+                "{prefix}{}",
+                naming::file_name(tx.stream, tx.number, uri, ct.as_deref(), attempt)
+            )
+        })
+    }
+
+    /// A file for `name_for`, handed to the writer.
+    fn sink_named(&mut self, name_for: &dyn Fn(u32) -> String) -> Result<Sink, ExtractError> {
+        let (name, file) = self.create_named(name_for)?;
         let id = self.next_id;
         self.next_id += 1;
         self.writer.send(Job::Open {
@@ -360,31 +447,71 @@ impl Extractor {
         })
     }
 
-    /// A response head: start a file if the body is wanted.
+    /// The file of a body: named from its URI, with the detected type's extension (else
+    /// the declared type's).
+    fn body_sink(
+        &mut self,
+        n: &NameParts,
+        detected: Option<&detect::Detected>,
+        prefix: &str,
+    ) -> Result<Sink, ExtractError> {
+        let ext = detected
+            .map(|d| d.ext)
+            .or_else(|| n.declared.as_deref().and_then(naming::extension_for));
+        self.sink_named(&|attempt| {
+            format!(
+                "{prefix}{}",
+                naming::file_name_ext(n.stream, n.number, &n.uri, ext, attempt)
+            )
+        })
+    }
+
+    /// A response head: take its body if it may be wanted. Bodies of a matching declared
+    /// type are saved; bodies of a generic or missing type are saved if their first
+    /// bytes show a matching type; playlists are read for HLS joining.
     pub fn on_head(&mut self, tx: &Transaction) -> bool {
         let Some(resp) = &tx.response else {
             return false;
         };
-        if tx.body.framing == Some(Framing::None) || !self.wants(resp.content_type().as_deref()) {
+        if tx.body.framing == Some(Framing::None) {
             return false;
         }
-        let main = match self.sink(tx, "") {
-            Ok(s) => s,
-            Err(e) => {
-                log::warn!("not saved: {e}");
-                self.stats.write_errors += 1;
-                return false;
+        let declared = resp.content_type();
+        let declared_wanted = self.wants(declared.as_deref());
+        let generic = is_generic(declared.as_deref());
+        let uri = tx.request.as_ref().map_or(&b""[..], |r| &r.uri);
+        let playlist = hls::is_playlist(declared.as_deref(), uri);
+        if !(declared_wanted || generic || playlist) {
+            return false;
+        }
+        let mut notes = Vec::new();
+        let encoded = !tx.body.codings.is_empty();
+        let out = match radio::metaint(resp) {
+            Some(Ok(metaint)) if !encoded && (declared_wanted || generic) => {
+                self.stats.radio_streams += 1;
+                Out::Icy(Box::new(radio::IcyBody::new(
+                    tx,
+                    metaint,
+                    declared_wanted,
+                    self.config.split_tracks,
+                    self.now,
+                )))
             }
-        };
-        let raw = if tx.body.codings.is_empty() {
-            None
-        } else {
-            match self.sink(tx, "raw-") {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    log::warn!("raw copy not kept: {e}");
-                    self.stats.write_errors += 1;
-                    None
+            other => {
+                match other {
+                    Some(Err(e)) => notes.push(format!("{e}: the metadata blocks are left in the file")),
+                    Some(Ok(_)) if encoded => notes.push(
+                        "icy-metaint with a content coding: the metadata blocks are left in the file".into(),
+                    ),
+                    _ => {}
+                }
+                if declared_wanted || generic {
+                    Out::Pending {
+                        main: Vec::new(),
+                        raw: Vec::new(),
+                    }
+                } else {
+                    Out::Dropped
                 }
             }
         };
@@ -393,9 +520,19 @@ impl Extractor {
             OpenBody {
                 ts: resp.ts,
                 endpoints: Endpoints::new(tx.client, tx.server),
-                main,
-                raw,
+                name: NameParts {
+                    stream: tx.stream,
+                    number: tx.number,
+                    uri: uri.to_vec(),
+                    declared,
+                    encoded,
+                },
+                declared_wanted,
+                detected: None,
+                out,
                 decode_failed: None,
+                playlist: playlist.then(Vec::new),
+                notes,
             },
         );
         true
@@ -403,44 +540,144 @@ impl Extractor {
 
     /// A piece of a body started by [`Self::on_head`].
     pub fn on_body(&mut self, tx: &Transaction, event: BodyEvent<'_>) {
-        let Some(b) = self.open.get_mut(&(tx.stream, tx.number)) else {
+        let key = (tx.stream, tx.number);
+        let Some(b) = self.open.get_mut(&key) else {
             return;
         };
-        let w = &self.writer;
-        let encoded = !tx.body.codings.is_empty();
-        match event {
-            BodyEvent::Raw { offset, bytes } if encoded => {
-                if let Some(raw) = &mut b.raw {
-                    raw.write_at(w, offset, bytes);
+        let encoded = b.name.encoded;
+        if let Some(p) = &mut b.playlist
+            && let BodyEvent::Raw { bytes, .. } | BodyEvent::Decoded { bytes, .. } = event
+            && matches!(event, BodyEvent::Decoded { .. }) == encoded
+        {
+            let room = (hls::MAX_PLAYLIST + 1).saturating_sub(p.len());
+            p.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        }
+        if let Out::Files { main, raw } = &mut b.out {
+            // The common case, kept short.
+            let w = &self.writer;
+            match event {
+                BodyEvent::Raw { offset, bytes } if encoded => {
+                    if let Some(raw) = raw {
+                        raw.write_at(w, offset, bytes);
+                    }
+                }
+                BodyEvent::Raw { offset, bytes } | BodyEvent::Decoded { offset, bytes } => {
+                    if !(encoded && b.decode_failed.is_some()) {
+                        main.write_at(w, offset, bytes);
+                    }
+                }
+                BodyEvent::Gap { offset, len } => {
+                    let target = if encoded { raw.as_mut() } else { Some(main) };
+                    if let Some(s) = target
+                        && offset >= s.len
+                    {
+                        s.pad(w, offset + len - s.len);
+                    }
+                }
+                BodyEvent::DecodeFailed { reason } => {
+                    b.decode_failed = Some(reason.to_owned());
                 }
             }
-            BodyEvent::Raw { offset, bytes } | BodyEvent::Decoded { offset, bytes } => {
-                if !(encoded && b.decode_failed.is_some()) {
-                    b.main.write_at(w, offset, bytes);
-                }
+            return;
+        }
+        if matches!(b.out, Out::Dropped) {
+            if b.playlist.is_none() {
+                self.stop = Some(key);
             }
-            BodyEvent::Gap { offset, len } => {
-                let target = if encoded {
-                    b.raw.as_mut()
-                } else {
-                    Some(&mut b.main)
+            return;
+        }
+        let mut b = self.open.remove(&key).expect("looked up above");
+        match &mut b.out {
+            Out::Icy(icy) => self.icy_event(icy, event),
+            Out::Pending { main, raw } => {
+                // Decide as soon as detection can, or when more would not help.
+                let decided = match event {
+                    BodyEvent::Raw { bytes, .. } if encoded => {
+                        raw.extend_from_slice(bytes);
+                        raw.len() >= 4 * detect::PREFIX
+                    }
+                    BodyEvent::Raw { bytes, .. } | BodyEvent::Decoded { bytes, .. } => {
+                        main.extend_from_slice(bytes);
+                        detect::detect(main, false, false) != detect::Verdict::More
+                    }
+                    BodyEvent::Gap { .. } => true,
+                    BodyEvent::DecodeFailed { reason } => {
+                        b.decode_failed = Some(reason.to_owned());
+                        true
+                    }
                 };
-                if let Some(s) = target
-                    && offset >= s.len
-                {
-                    s.pad(w, offset + len - s.len);
+                if decided {
+                    self.settle(key, &mut b);
+                    if matches!(event, BodyEvent::Gap { .. }) {
+                        // Now that the body has its file, the gap goes in like any other.
+                        self.open.insert(key, b);
+                        self.on_body(tx, event);
+                        return;
+                    }
                 }
             }
-            BodyEvent::DecodeFailed { reason } => {
-                b.decode_failed = Some(reason.to_owned());
+            Out::Files { .. } | Out::Dropped => {}
+        }
+        self.open.insert(key, b);
+    }
+
+    /// Detection is over for a pending body: decide whether it is wanted, and if it is,
+    /// create its file(s) and write what was held.
+    fn settle(&mut self, key: (u64, u64), b: &mut OpenBody) {
+        if !matches!(b.out, Out::Pending { .. }) {
+            return;
+        }
+        let Out::Pending { main, raw } = std::mem::replace(&mut b.out, Out::Dropped) else {
+            return;
+        };
+        b.detected = match detect::detect(&main, true, false) {
+            detect::Verdict::Done(d) => d,
+            detect::Verdict::More => None,
+        };
+        let wanted = b.declared_wanted
+            || (is_generic(b.name.declared.as_deref())
+                && b.detected.is_some_and(|d| self.wants(Some(d.mime))));
+        if !wanted {
+            if b.playlist.is_none() {
+                self.stop = Some(key);
+            }
+            return;
+        }
+        let mut main_sink = match self.body_sink(&b.name, b.detected.as_ref(), "") {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn!("not saved: {e}");
+                self.stats.write_errors += 1;
+                return;
+            }
+        };
+        let mut raw_sink = None;
+        if b.name.encoded {
+            match self.body_sink(&b.name, b.detected.as_ref(), "raw-") {
+                Ok(mut s) => {
+                    s.write_at(&self.writer, 0, &raw);
+                    raw_sink = Some(s);
+                }
+                Err(e) => {
+                    log::warn!("raw copy not kept: {e}");
+                    self.stats.write_errors += 1;
+                }
             }
         }
+        if !(b.name.encoded && b.decode_failed.is_some()) {
+            main_sink.write_at(&self.writer, 0, &main);
+        }
+        b.out = Out::Files {
+            main: main_sink,
+            raw: raw_sink,
+        };
     }
 
     /// A transaction is over: close its file and have it indexed. Returns the entry
     /// (`sha256` is filled in `index.jsonl` by the writer).
     pub fn on_done(&mut self, tx: &Transaction) -> Option<IndexEntry> {
-        let Some(b) = self.open.remove(&(tx.stream, tx.number)) else {
+        let key = (tx.stream, tx.number);
+        let Some(mut b) = self.open.remove(&key) else {
             if tx.malformed.is_some()
                 && tx
                     .response
@@ -451,22 +688,53 @@ impl Extractor {
             }
             return None;
         };
+        if let (Some(text), Some(url)) = (&b.playlist, tx.url()) {
+            let truncated = text.len() > hls::MAX_PLAYLIST;
+            let text = &text[..text.len().min(hls::MAX_PLAYLIST)];
+            self.hls.playlist(
+                &url,
+                hls::Origin {
+                    stream: tx.stream,
+                    number: tx.number,
+                    uri: b.name.uri.clone(),
+                    endpoints: b.endpoints,
+                    method: tx.method().to_owned(),
+                },
+                text,
+                truncated,
+            );
+        }
+        self.settle(key, &mut b);
+        if self.stop == Some(key) {
+            // Decided at the body's end: nothing left to stop.
+            self.stop = None;
+        }
         let OpenBody {
-            main,
-            raw,
+            out,
             decode_failed,
+            detected,
+            notes: extra_notes,
             ..
         } = b;
+        let (main, raw) = match out {
+            Out::Files { main, raw } => (main, raw),
+            Out::Icy(icy) => return self.icy_done(tx, *icy, extra_notes),
+            Out::Pending { .. } | Out::Dropped => return None,
+        };
         let mut notes = tx.body.notes.clone();
+        notes.extend(extra_notes);
         let decode_error = decode_failed.or_else(|| tx.body.decode_error.clone());
         let encoded = !tx.body.codings.is_empty();
+        let mut usable = true;
         let (mut kept, dropped) = match (encoded, decode_error, raw) {
             (true, Some(why), Some(raw)) => {
+                usable = false;
                 self.stats.kept_raw += 1;
                 notes.push(format!("{why}; the raw body is kept as sent"));
                 (raw, Some(main))
             }
             (true, Some(why), None) => {
+                usable = false;
                 notes.push(format!("{why}; decoded prefix only"));
                 (main, None)
             }
@@ -492,7 +760,7 @@ impl Extractor {
             url: tx.url(),
             status: resp.status,
             content_type: resp.content_type(),
-            detected_type: None,
+            detected_type: detected.map(|d| d.mime.to_owned()),
             content_encoding: resp.head.header_str("content-encoding"),
             range: tx.request.as_ref().and_then(|r| r.head.header_str("range")),
             content_range: resp.head.header_str("content-range"),
@@ -507,13 +775,37 @@ impl Extractor {
             },
             notes,
             merged_from: Vec::new(),
-            icy: None,
+            icy: radio::station(resp).map(|station| IcyTrack {
+                station,
+                title: None,
+                stream_url: None,
+                track: None,
+                offset: 0,
+            }),
             hls: None,
         };
         self.writer.send(Job::Close {
             id: kept.id,
             entry: Box::new(entry.clone()),
         });
+        if let Some(url) = &entry.url {
+            self.hls.saved(
+                url,
+                hls::Saved {
+                    file: entry.file.clone(),
+                    complete: complete && usable,
+                    ts: entry.ts,
+                    ext: entry
+                        .file
+                        .rsplit_once('.')
+                        .map_or_else(|| "bin".to_owned(), |(_, e)| e.to_owned()),
+                    mime: entry
+                        .detected_type
+                        .clone()
+                        .or_else(|| entry.content_type.clone()),
+                },
+            );
+        }
         let mut result = entry.clone();
         if resp.status == 206
             && complete
@@ -590,18 +882,32 @@ impl Extractor {
         Some(merged)
     }
 
-    /// Close whatever is still open as incomplete, and wait until every file is written
-    /// and indexed. Normally nothing is open by then: the HTTP layer's own `finish` ends
-    /// every body first. Idempotent.
+    /// Close whatever is still open as incomplete, join the HLS segments, and wait until
+    /// every file is written and indexed. Normally no body is open by then: the HTTP
+    /// layer's own `finish` ends every body first. Idempotent.
     pub fn finish(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
         let mut open: Vec<((u64, u64), OpenBody)> = self.open.drain().collect();
         open.sort_by_key(|(k, _)| *k);
-        for (key, b) in open {
-            let mut main = b.main;
+        for (key, mut b) in open {
+            self.settle(key, &mut b);
+            let mut main = match b.out {
+                Out::Files { main, raw } => {
+                    if let Some(raw) = raw {
+                        self.writer.send(Job::Remove { id: raw.id });
+                    }
+                    main
+                }
+                Out::Icy(icy) => {
+                    self.icy_cut_off(*icy);
+                    continue;
+                }
+                Out::Pending { .. } | Out::Dropped => continue,
+            };
             main.flush(&self.writer);
-            if let Some(raw) = b.raw {
-                self.writer.send(Job::Remove { id: raw.id });
-            }
             let entry = IndexEntry {
                 ts: b.ts,
                 stream: key.0,
@@ -610,8 +916,8 @@ impl Extractor {
                 method: "-".into(),
                 url: None,
                 status: 0,
-                content_type: None,
-                detected_type: None,
+                content_type: b.name.declared,
+                detected_type: b.detected.map(|d| d.mime.to_owned()),
                 content_encoding: None,
                 range: None,
                 content_range: None,
@@ -630,6 +936,7 @@ impl Extractor {
                 entry: Box::new(entry),
             });
         }
+        self.join_hls();
         self.writer.stop();
     }
 }
@@ -649,8 +956,37 @@ impl HttpListener for Extractor {
         self.on_body(tx, event);
     }
 
+    fn wants_more_body(&mut self, tx: &Transaction) -> bool {
+        self.wants_more(tx)
+    }
+
+    fn packet_time(&mut self, ts: Timestamp) {
+        self.set_time(ts);
+    }
+
     fn http_transaction(&mut self, tx: &Transaction) {
         self.on_done(tx);
+    }
+}
+
+impl Extractor {
+    /// Whether the body of `tx` is still wanted (false once its first bytes showed it is
+    /// not): for [`HttpListener::wants_more_body`].
+    pub fn wants_more(&mut self, tx: &Transaction) -> bool {
+        match self.stop {
+            Some(k) if k == (tx.stream, tx.number) => {
+                self.stop = None;
+                self.open.remove(&k);
+                false
+            }
+            _ => true,
+        }
+    }
+
+    /// The time of the packet being parsed: for [`HttpListener::packet_time`] (tracks of a
+    /// radio stream are stamped with it).
+    pub fn set_time(&mut self, ts: Timestamp) {
+        self.now = ts;
     }
 }
 

@@ -23,6 +23,7 @@ fn analyzer(dir: &Path, globs: &[&str], all: bool) -> HttpAnalyzer<Extractor> {
             .map(|g| glob::Pattern::new(g).unwrap())
             .collect(),
         all,
+        split_tracks: true,
     })
     .unwrap();
     HttpAnalyzer::new(ex, Limits::default())

@@ -183,19 +183,9 @@ impl<F> Tracks<F> {
         }
     }
 
-    /// The type detected from the first audio (once the first file exists).
-    pub(super) fn detected(&self) -> Option<&Detected> {
-        self.detected.as_ref()
-    }
-
     /// Not wanted after all: nothing more is written.
     pub(super) fn dropped(&self) -> bool {
         matches!(self.stage, Stage::Dropped)
-    }
-
-    /// Tracks started so far.
-    pub(super) fn count(&self) -> u64 {
-        self.tracks
     }
 
     /// The time of what comes next.
