@@ -157,6 +157,8 @@ pub(super) struct Tracks<F> {
     held_start: u64,
     sync: Sync,
     tracks: u64,
+    /// The last title any block carried: a block repeating it changes nothing.
+    last_title: Option<String>,
     now: Timestamp,
 }
 
@@ -179,6 +181,7 @@ impl<F> Tracks<F> {
             held_start: 0,
             sync: Sync::Searching,
             tracks: 0,
+            last_title: None,
             now,
         }
     }
@@ -414,6 +417,7 @@ impl<F> Tracks<F> {
             Stage::Dropped => return,
             Stage::Prelude => {
                 if m.title.is_some() {
+                    self.last_title.clone_from(&m.title);
                     self.start(out, Some(m));
                 }
                 return;
@@ -421,6 +425,11 @@ impl<F> Tracks<F> {
             Stage::Running => {}
         }
         let Some(title) = m.title else { return };
+        if self.last_title.as_ref() == Some(&title) {
+            // SHOUTcast repeats the title in every block.
+            return;
+        }
+        self.last_title = Some(title.clone());
         let pos = self.pos;
         let Some(cur) = &mut self.current else { return };
         if cur.untitled {
@@ -428,11 +437,6 @@ impl<F> Tracks<F> {
             cur.untitled = false;
             cur.title = Some(title);
             cur.url = m.url;
-            return;
-        }
-        let newest = self.next.as_ref().map_or(&cur.title, |n| &n.title);
-        if newest.as_deref() == Some(title.as_str()) {
-            // SHOUTcast repeats the title in every block.
             return;
         }
         let note = format!("title {title:?} from audio offset {pos} (not split off)");
