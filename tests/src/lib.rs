@@ -21,6 +21,7 @@
 //! ```
 
 pub mod audio;
+pub mod radio;
 
 use std::{
     fs::File,
