@@ -245,7 +245,7 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
         println!(
             "{name:<58} {:>7}  {:<8}  {}",
             bytes.len(),
-            e["complete"],
+            e["complete"].as_bool().unwrap_or(false),
             e["title"].as_str().unwrap_or("-")
         );
         joined.extend(bytes);
