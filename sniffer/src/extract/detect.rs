@@ -68,9 +68,9 @@ pub fn detect(prefix: &[u8], at_end: bool, scan: bool) -> Verdict {
     let at_end = at_end || prefix.len() >= PREFIX;
     // An ID3v2 tag: what follows it decides.
     let body = match frames::id3_len(prefix) {
-        Err(()) if !at_end => return Verdict::More,
-        Err(()) | Ok(None) => prefix,
-        Ok(Some(tag)) => {
+        frames::Id3::Short if !at_end => return Verdict::More,
+        frames::Id3::Short | frames::Id3::None => prefix,
+        frames::Id3::Tag(tag) => {
             let tag = usize::try_from(tag).unwrap_or(usize::MAX);
             if tag.saturating_add(frames::HEADER_MAX) > PREFIX {
                 // A tag too large to look past (cover art): the tag is the evidence.

@@ -245,24 +245,34 @@ pub fn find_chain(
     Err(short)
 }
 
-/// The length of the ID3v2 tag at the start of `b` (header, body and footer), if `b`
-/// starts with one; `Err(())` when `b` is too short to read its header.
-pub fn id3_len(b: &[u8]) -> Result<Option<u64>, ()> {
+/// What starts a buffer, as far as ID3v2 goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Id3 {
+    /// A tag of this many bytes (header, body and footer).
+    Tag(u64),
+    /// No tag.
+    None,
+    /// Too few bytes to read a tag's header.
+    Short,
+}
+
+/// The ID3v2 tag at the start of `b`, if there is one.
+pub fn id3_len(b: &[u8]) -> Id3 {
     if b.len() < 10 {
         return if b"ID3".starts_with(&b[..b.len().min(3)]) {
-            Err(())
+            Id3::Short
         } else {
-            Ok(None)
+            Id3::None
         };
     }
     if &b[..3] != b"ID3" || b[3] == 0xFF || b[4] == 0xFF || b[6..10].iter().any(|&x| x >= 0x80) {
-        return Ok(None);
+        return Id3::None;
     }
     let size = b[6..10]
         .iter()
         .fold(0u64, |n, &x| n << 7 | u64::from(x & 0x7F));
     let footer = if b[5] & 0x10 != 0 { 10 } else { 0 };
-    Ok(Some(10 + size + footer))
+    Id3::Tag(10 + size + footer)
 }
 
 #[cfg(test)]
@@ -388,13 +398,13 @@ mod tests {
     #[test]
     fn issue11_id3_tag_length() {
         let tag = [b"ID3\x04\x00\x00".as_slice(), &[0, 0, 0x02, 0x01]].concat();
-        assert_eq!(id3_len(&tag), Ok(Some(10 + 257)));
+        assert_eq!(id3_len(&tag), Id3::Tag(10 + 257));
         let mut footer = tag.clone();
         footer[5] = 0x10;
-        assert_eq!(id3_len(&footer), Ok(Some(20 + 257)));
-        assert_eq!(id3_len(b"ID3\x04"), Err(()));
-        assert_eq!(id3_len(b"ID"), Err(()));
-        assert_eq!(id3_len(b"IDX"), Ok(None));
-        assert_eq!(id3_len(b"ID3\x04\x00\x00\x80\x00\x00\x00"), Ok(None));
+        assert_eq!(id3_len(&footer), Id3::Tag(20 + 257));
+        assert_eq!(id3_len(b"ID3\x04"), Id3::Short);
+        assert_eq!(id3_len(b"ID"), Id3::Short);
+        assert_eq!(id3_len(b"IDX"), Id3::None);
+        assert_eq!(id3_len(b"ID3\x04\x00\x00\x80\x00\x00\x00"), Id3::None);
     }
 }

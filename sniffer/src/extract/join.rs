@@ -93,7 +93,10 @@ impl Extractor {
             seen += n as u64;
             let tag = *skip.get_or_insert_with(|| {
                 // A tag header is 10 bytes; the first read of a file brings them.
-                frames::id3_len(chunk).ok().flatten().unwrap_or(0)
+                match frames::id3_len(chunk) {
+                    frames::Id3::Tag(n) => n,
+                    frames::Id3::None | frames::Id3::Short => 0,
+                }
             });
             if seen <= tag {
                 continue;

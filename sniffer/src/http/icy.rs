@@ -420,7 +420,7 @@ fn consistent(metaint: u64, lost_at: u64, at: u64) -> bool {
     }
     (1..=most).any(|n| {
         let r = d - n * period;
-        r % 16 == 0 && r / 16 <= 255 * n
+        r.is_multiple_of(16) && r / 16 <= 255 * n
     })
 }
 
@@ -580,8 +580,8 @@ mod tests {
         assert_eq!(
             o.notes[1],
             Note::Resynced {
-                at: b_at as u64,
-                unplaced: (b_at - lost_at) as u64
+                at: b_at,
+                unplaced: b_at - lost_at
             }
         );
         let titles: Vec<_> = o.titles.iter().map(|t| t.1.clone().unwrap()).collect();
