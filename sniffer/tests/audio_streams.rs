@@ -637,6 +637,13 @@ fn issue11_hls_playlist_of_100000_segments_that_never_arrive() {
     assert_eq!(r.index.len(), 2, "{:#?}", r.index);
     assert_eq!(r.index[0]["detected_type"], "application/vnd.apple.mpegurl");
     assert_eq!(r.index[0]["file"], "0-0-big.m3u8");
+    let notes = r.index[0]["notes"].to_string();
+    assert!(notes.contains("only its start was read"), "{notes}");
+    assert!(
+        notes.contains("segments listed, media sequence 0 to"),
+        "{notes}"
+    );
+    assert!(notes.contains("were not tracked for joining"), "{notes}");
 }
 
 #[test]

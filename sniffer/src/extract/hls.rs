@@ -205,11 +205,19 @@ pub(super) struct Hls {
 }
 
 impl Hls {
-    /// A playlist's body, fetched from `url` by transaction `number` of `stream`.
-    pub(super) fn playlist(&mut self, url: &str, origin: Origin, body: &[u8], truncated: bool) {
-        let Ok(p) = parse(body) else { return };
+    /// A playlist's body, fetched from `url` by `origin`. Returns notes for the
+    /// playlist's own index line (what could not be tracked).
+    pub(super) fn playlist(
+        &mut self,
+        url: &str,
+        origin: Origin,
+        body: &[u8],
+        truncated: bool,
+    ) -> Vec<String> {
+        let mut said = Vec::new();
+        let Ok(p) = parse(body) else { return said };
         if p.master || p.segments.is_empty() {
-            return;
+            return said;
         }
         let key = normalize(url);
         let i = *self.by_url.entry(key.clone()).or_insert_with(|| {
@@ -229,17 +237,20 @@ impl Hls {
             }
         };
         if truncated {
-            note(format!(
+            let n = format!(
                 "a playlist body was longer than {MAX_PLAYLIST} bytes: only its start was read"
-            ));
+            );
+            said.push(n.clone());
+            note(n);
         }
         if p.map {
             note("the playlist's segments need an initialisation section (#EXT-X-MAP): they are joined without it".into());
         }
         if p.byte_ranges {
             note("the playlist lists byte ranges (#EXT-X-BYTERANGE): they are not joined".into());
-            return;
+            return said;
         }
+        let before = r.over_limit;
         for (k, s) in p.segments.iter().enumerate() {
             let seq = p.media_sequence + k as u64;
             if r.segments.contains_key(&seq) {
@@ -261,6 +272,19 @@ impl Hls {
                 },
             );
         }
+        said.push(format!(
+            "HLS playlist: {} segments listed, media sequence {} to {}",
+            p.segments.len(),
+            p.media_sequence,
+            p.media_sequence + p.segments.len() as u64 - 1
+        ));
+        if r.over_limit > before {
+            said.push(format!(
+                "{} of them were not tracked for joining (over the limit of {MAX_SEGMENTS} segments)",
+                r.over_limit - before
+            ));
+        }
+        said
     }
 
     /// A file was saved from `url`: remember it, in case it is a segment. A complete copy

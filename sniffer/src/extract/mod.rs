@@ -691,7 +691,7 @@ impl Extractor {
         if let (Some(text), Some(url)) = (&b.playlist, tx.url()) {
             let truncated = text.len() > hls::MAX_PLAYLIST;
             let text = &text[..text.len().min(hls::MAX_PLAYLIST)];
-            self.hls.playlist(
+            let said = self.hls.playlist(
                 &url,
                 hls::Origin {
                     stream: tx.stream,
@@ -703,6 +703,7 @@ impl Extractor {
                 text,
                 truncated,
             );
+            b.notes.extend(said);
         }
         self.settle(key, &mut b);
         if self.stop == Some(key) {
