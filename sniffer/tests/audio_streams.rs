@@ -675,3 +675,87 @@ fn issue11_block_split_at_every_packet_boundary_over_the_wire() {
         assert_eq!(e["title"], "A");
     }
 }
+
+/// An MPEG-TS segment: PAT, a PMT listing one ADTS audio stream, then `n` packets of
+/// audio PES payload (stand-in bytes) on PID 0x100.
+fn ts_segment(n: usize, seed: u8) -> Vec<u8> {
+    let packet = |pid: u16, start: bool, payload: &[u8]| {
+        let mut p = vec![
+            0x47,
+            (u8::from(start) << 6) | (pid >> 8) as u8,
+            pid as u8,
+            0x10,
+        ];
+        p.extend_from_slice(payload);
+        p.resize(188, 0xFF);
+        p
+    };
+    let pat = [
+        0, 0x00, 0xB0, 13, 0, 1, 0xC1, 0, 0, 0, 1, 0xF0, 0x00, 0, 0, 0, 0,
+    ];
+    let pmt = [
+        0, 0x02, 0xB0, 18, 0, 1, 0xC1, 0, 0, 0xE1, 0x00, 0xF0, 0x00, 0x0F, 0xE1, 0x00, 0xF0, 0x00,
+        0, 0, 0, 0,
+    ];
+    let mut out = [packet(0, true, &pat), packet(0x1000, true, &pmt)].concat();
+    for i in 0..n {
+        let body: Vec<u8> = (0..184).map(|j| (i * 7 + j) as u8 ^ seed).collect();
+        out.extend(packet(0x100, i == 0, &body));
+    }
+    out
+}
+
+#[test]
+fn issue11_hls_transport_stream_radio_is_audio_and_joined_as_is() {
+    let playlist = "#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:1\n#EXTINF:2,\na1.ts\n#EXTINF:2,\na2.ts\n#EXTINF:2,\na3.ts\n";
+    let mut cap = Capture::default();
+    // Served by path only, no playlist type.
+    exchange(
+        &mut cap,
+        40000,
+        &get("/r/live.m3u8"),
+        &response(Some("text/plain"), playlist.as_bytes()),
+        &[],
+    );
+    for n in 1..=3u8 {
+        exchange(
+            &mut cap,
+            40000 + u16::from(n),
+            &get(&format!("/r/a{n}.ts")),
+            &response(Some("video/mp2t"), &ts_segment(30, n)),
+            &[],
+        );
+    }
+    // A video TS is not audio.
+    let mut video = ts_segment(3, 9);
+    video[188 + 5 + 12] = 0x1B;
+    exchange(
+        &mut cap,
+        40010,
+        &get("/v.ts"),
+        &response(Some("video/mp2t"), &video),
+        &[],
+    );
+    let r = sniff(&cap, &[]);
+    let segments: Vec<&Value> = r
+        .index
+        .iter()
+        .filter(|e| e["detected_type"] == "audio/mp2t" && e.get("playlist").is_none())
+        .collect();
+    assert_eq!(segments.len(), 3, "{:#?}", r.index);
+    assert_eq!(segments[0]["file"], "1-0-a1.ts");
+    let joined = r
+        .index
+        .iter()
+        .find(|e| e.get("playlist").is_some())
+        .expect("a joined file");
+    let want: Vec<u8> = (1..=3).flat_map(|n| ts_segment(30, n)).collect();
+    assert!(r.file(joined) == want, "TS segments are joined as they are");
+    assert_eq!(joined["complete"], true);
+    assert_eq!(joined["file"], "joined-0-0-live.ts");
+    assert!(
+        !r.index
+            .iter()
+            .any(|e| e["url"].as_str().unwrap().ends_with("/v.ts"))
+    );
+}

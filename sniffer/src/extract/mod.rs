@@ -130,9 +130,11 @@ pub const GENERIC_TYPES: [&str; 9] = [
     "text/plain",
 ];
 
-/// Is a declared type (lower case, no parameters) missing or generic?
+/// Is a declared type (lower case, no parameters) missing or generic, or a container
+/// whose content decides what it is (`video/mp2t`: HLS radio sends audio-only MPEG-TS
+/// under it, detected as `audio/mp2t`)?
 pub fn is_generic(content_type: Option<&str>) -> bool {
-    content_type.is_none_or(|t| GENERIC_TYPES.contains(&t))
+    content_type.is_none_or(|t| GENERIC_TYPES.contains(&t) || t == "video/mp2t")
 }
 
 /// A file being filled, as the extractor sees it: the bytes not yet handed to the writer
