@@ -183,6 +183,8 @@ pub struct FileRecord {
     pub status: u16,
     /// Media type, lower case without parameters.
     pub content_type: Option<String>,
+    /// The media type recognised from the file's first bytes (null when not recognised).
+    pub detected_type: Option<String>,
     /// `Content-Encoding` as sent.
     pub content_encoding: Option<String>,
     /// The request's `Range` header.
@@ -208,6 +210,52 @@ pub struct FileRecord {
     /// Why the file could not be written whole (the OS error), if it could not; `size`
     /// and `sha256` then describe the bytes that are on disk.
     pub error: Option<String>,
+    /// For a radio stream (a response with `icy-*` headers): the station and the track.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub icy: Option<IcyTrack>,
+    /// For a file joined from the segments of an HLS playlist.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub hls: Option<HlsJoin>,
+}
+
+/// A radio station, from the `icy-*` response headers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Station {
+    /// `icy-name`.
+    pub name: Option<String>,
+    /// `icy-genre`.
+    pub genre: Option<String>,
+    /// `icy-url`: the station's home page.
+    pub url: Option<String>,
+    /// `icy-br`, kbit/s.
+    pub bitrate: Option<u32>,
+}
+
+/// A file of a radio stream: one track (or, unsplit, the whole stream), metadata removed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct IcyTrack {
+    /// The station.
+    pub station: Station,
+    /// `StreamTitle` of the track (null when the stream sent none).
+    pub title: Option<String>,
+    /// `StreamUrl` sent with the title.
+    pub stream_url: Option<String>,
+    /// Number of the track in the stream, from 1; null for a stream kept whole.
+    pub track: Option<u64>,
+    /// Byte offset of the file's first byte in the stream's audio (metadata removed).
+    pub offset: u64,
+}
+
+/// A file joined from the segments of one HLS media playlist.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HlsJoin {
+    /// The media playlist's URL.
+    pub playlist: String,
+    /// Segments joined into the file.
+    pub segments: u64,
+    /// Media sequence numbers `[first, last]` (inclusive) missing between the first and
+    /// the last segment joined.
+    pub holes: Vec<(u64, u64)>,
 }
 
 impl Record for FileRecord {

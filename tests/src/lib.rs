@@ -22,6 +22,7 @@
 
 pub mod audio;
 pub mod process;
+pub mod radio;
 
 use std::{
     fs::File,

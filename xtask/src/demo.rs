@@ -4,8 +4,11 @@
 //! 2. nginx in one serves a generated MP3-like file (ID3 tag, MPEG frames of noise);
 //! 3. `target/debug/sniffer -i VETH --out DIR` runs live in the other;
 //! 4. curl fetches the file plain, then gzip (`--compressed`), then chunked;
-//! 5. the sniffer's output is printed, and each saved file's sha256 is compared with the
-//!    served file's.
+//! 5. curl listens to a radio station (an Icecast-style server in the same namespace,
+//!    port 8000) that streams four titled tracks with ICY metadata and never hangs up;
+//!    Ctrl-C stops the sniffer;
+//! 6. the sniffer's output is printed, each saved file's sha256 is compared with the
+//!    served file's, and the radio's track files, concatenated, with the audio sent.
 //!
 //! Everything it creates (namespaces, veth, nginx, temporary files) is removed by guards
 //! on drop, also on failure.
@@ -22,6 +25,7 @@ use clap::Args;
 use tests::{
     Child, Netns, VethPair,
     audio::{AudioServer, fetches, write_mp3_like},
+    radio::{Programme, RadioServer},
 };
 
 use crate::util::{cargo, is_root, run_loud, target_dir};
@@ -90,16 +94,42 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
         client.name(),
         veth.b_if
     );
+    let programme = Programme {
+        station: "Test Radio".into(),
+        metaint: 16000,
+        tracks: [
+            "Artist One - First Song",
+            "Artist Two - Second Song",
+            "Artist Three - Third Song",
+            "Artist Four - Fourth Song",
+        ]
+        .iter()
+        .map(|t| ((*t).to_owned(), 400_000))
+        .collect(),
+        seed: 0x5EED,
+    };
+    let (radio_audio, _) = programme.audio();
+    let radio_addr = std::net::SocketAddr::new(veth.a_v4.into(), 8000);
+    let radio = RadioServer::start(&server_ns, radio_addr, programme.clone())?;
+    println!(
+        "demo: radio \"{}\" at http://{radio_addr}/stream: {} tracks, {} audio bytes, a metadata block every {} bytes",
+        programme.station,
+        programme.tracks.len(),
+        radio_audio.len(),
+        programme.metaint
+    );
 
     let stdout_path = work.path().join("sniffer.out");
     let stderr_path = work.path().join("sniffer.err");
     let out_s = out.to_string_lossy().into_owned();
     let sniffer_s = sniffer.to_string_lossy().into_owned();
-    let mut cmd = client.command(&[&sniffer_s, "-i", &veth.b_if, "--out", &out_s]);
+    let mut cmd = client.command(&[
+        &sniffer_s, "-i", &veth.b_if, "--port", "80", "--port", "8000", "--out", &out_s,
+    ]);
     cmd.stdout(Stdio::from(std::fs::File::create(&stdout_path)?))
         .stderr(Stdio::from(std::fs::File::create(&stderr_path)?));
     println!(
-        "demo: $ ip netns exec {} {sniffer_s} -i {} --out {out_s}",
+        "demo: $ ip netns exec {} {sniffer_s} -i {} --port 80 --port 8000 --out {out_s}",
         client.name(),
         veth.b_if
     );
@@ -131,7 +161,27 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
             .run(&args)
             .with_context(|| format!("curl {label} failed"))?;
     }
-    thread::sleep(Duration::from_millis(500));
+    let radio_url = format!("http://{radio_addr}/stream");
+    let listen = [
+        "curl",
+        "-sS",
+        "--http1.1",
+        "-H",
+        "Icy-MetaData: 1",
+        "-o",
+        "/dev/null",
+        &radio_url,
+    ];
+    println!(
+        "demo: curl radio: $ {} (the stream stays open)",
+        listen.join(" ")
+    );
+    let listener = Child::spawn(client.command(&listen))?;
+    radio
+        .wait_sent(Duration::from_secs(60))
+        .context("the radio stream did not reach curl")?;
+    thread::sleep(Duration::from_millis(700));
+    println!("demo: Ctrl-C to the sniffer while the radio still plays");
     child.signal(libc::SIGINT)?;
     let status = child
         .wait_timeout(Duration::from_secs(15))
@@ -147,6 +197,7 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
         std::fs::read_to_string(&stderr_path).unwrap_or_default()
     );
     println!("--- end ---\n");
+    drop(listener);
     if !status.success() {
         bail!("the sniffer failed: {status}");
     }
@@ -156,9 +207,14 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     let mut equal = 0;
     let mut lines = 0;
     println!("served file                         sha256 {served}");
+    let mut tracks = Vec::new();
     for line in index.lines() {
-        lines += 1;
         let e: serde_json::Value = serde_json::from_str(line)?;
+        if e.get("station").is_some() {
+            tracks.push(e);
+            continue;
+        }
+        lines += 1;
         let file = out.join(e["file"].as_str().context("index line without a file")?);
         let got = sha256(&file)?;
         let same = got == served;
@@ -177,6 +233,40 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     println!(
         "demo: all 3 transfers (plain, gzip, chunked) saved byte-exact in {}",
         out.display()
+    );
+
+    println!(
+        "\nradio track                                                  bytes  complete  title"
+    );
+    let mut joined = Vec::new();
+    for e in &tracks {
+        let name = e["file"].as_str().context("index line without a file")?;
+        let bytes = std::fs::read(out.join(name))?;
+        println!(
+            "{name:<58} {:>7}  {:<8}  {}",
+            bytes.len(),
+            e["complete"].as_bool().unwrap_or(false),
+            e["title"].as_str().unwrap_or("-")
+        );
+        joined.extend(bytes);
+    }
+    let titles: Vec<&str> = tracks.iter().filter_map(|e| e["title"].as_str()).collect();
+    let want: Vec<&str> = programme.tracks.iter().map(|t| t.0.as_str()).collect();
+    if titles != want {
+        bail!("radio: expected the titles {want:?}, the index has {titles:?}");
+    }
+    if joined != radio_audio {
+        bail!(
+            "radio: the {} tracks concatenated ({} bytes) differ from the audio sent ({} bytes)",
+            tracks.len(),
+            joined.len(),
+            radio_audio.len()
+        );
+    }
+    println!(
+        "demo: the radio saved as {} titled tracks whose concatenation EQUALS the {} audio bytes sent (metadata removed)",
+        tracks.len(),
+        radio_audio.len()
     );
     Ok(())
 }

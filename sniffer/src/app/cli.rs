@@ -192,6 +192,11 @@ pub struct HttpArgs {
     )]
     pub out: PathBuf,
 
+    /// Keep each radio stream (icy-metaint) as one file instead of one file per title
+    /// (the metadata blocks are removed either way).
+    #[arg(long)]
+    pub no_split: bool,
+
     /// Stop after the first saved file.
     #[arg(long)]
     pub once: bool,

@@ -69,6 +69,8 @@ pub struct HttpConfig {
     pub extract: Vec<glob::Pattern>,
     /// Save every body.
     pub extract_all: bool,
+    /// One file per title of a radio stream (off with `--no-split`).
+    pub split_tracks: bool,
     /// Output directory.
     pub out: PathBuf,
     /// Stop after the first saved file.
@@ -289,6 +291,7 @@ fn http_config(args: cli::HttpArgs) -> Result<HttpConfig, ConfigError> {
         flow: flow(&args.flow)?,
         extract,
         extract_all: args.extract_all,
+        split_tracks: !args.no_split,
         out: args.out,
         once: args.once,
         json: args.json,

@@ -20,6 +20,7 @@ use sniffer::{
     },
     pipeline::{self, Progress},
     records::{Record as _, TransactionRecord},
+    wire::Timestamp,
 };
 
 use super::{AppError, config::HttpConfig, privilege, stop};
@@ -27,8 +28,8 @@ use super::{AppError, config::HttpConfig, privilege, stop};
 /// A transaction line, waiting (if its body was saved) for its file's outcome.
 struct Line {
     record: TransactionRecord,
-    /// (stream, transaction) of the saved file, until its outcome is known.
-    waits_for: Option<(u64, u64)>,
+    /// (stream, transaction, file name) of the saved file, until its outcome is known.
+    waits_for: Option<(u64, u64, String)>,
 }
 
 /// Prints each transaction and hands bodies to the extractor.
@@ -45,7 +46,7 @@ struct Printer<W: io::Write> {
     /// Lines not printed yet, in order.
     lines: VecDeque<Line>,
     /// Outcomes that arrived before their line was at the front.
-    outcomes: HashMap<(u64, u64), Outcome>,
+    outcomes: HashMap<(u64, u64, String), Outcome>,
     error: Option<io::Error>,
 }
 
@@ -53,12 +54,21 @@ impl<W: io::Write> Printer<W> {
     /// Print the lines whose files' outcomes are known, in order.
     fn drain(&mut self) {
         for o in self.extractor.outcomes() {
-            self.outcomes.insert((o.stream, o.transaction), o);
+            // Only what a line waits for is kept (a radio stream's tracks, joined files:
+            // no line waits for them), so nothing piles up over a long run.
+            let key = (o.stream, o.transaction, o.name.clone());
+            if self
+                .lines
+                .iter()
+                .any(|l| l.waits_for.as_ref() == Some(&key))
+            {
+                self.outcomes.insert(key, o);
+            }
         }
         let mut printed = false;
         while let Some(front) = self.lines.front_mut() {
-            if let Some(key) = front.waits_for {
-                let Some(o) = self.outcomes.remove(&key) else {
+            if let Some(key) = &front.waits_for {
+                let Some(o) = self.outcomes.remove(key) else {
                     break;
                 };
                 front.record.file = Some(o.file);
@@ -98,12 +108,20 @@ impl<W: io::Write> HttpListener for Printer<W> {
         self.extractor.on_body(tx, event);
     }
 
+    fn wants_more_body(&mut self, tx: &Transaction) -> bool {
+        self.extractor.wants_more(tx)
+    }
+
+    fn packet_time(&mut self, ts: Timestamp) {
+        self.extractor.set_time(ts);
+    }
+
     fn http_transaction(&mut self, tx: &Transaction) {
         let saved = self.extractor.on_done(tx);
         self.saved_any |= saved.is_some();
         self.lines.push_back(Line {
             record: transaction_record(tx, saved.as_ref()),
-            waits_for: saved.map(|e| (e.stream, e.transaction)),
+            waits_for: saved.map(|e| (e.stream, e.transaction, e.file)),
         });
         self.drain();
     }
@@ -127,6 +145,7 @@ pub(super) fn run(config: &HttpConfig) -> Result<(), AppError> {
             Vec::new()
         },
         all: config.save && config.extract_all,
+        split_tracks: config.split_tracks,
         budget,
         dedup: config.dedup,
     };
@@ -261,6 +280,8 @@ fn summary(http: &HttpStats, ex: &ExtractStats, config: &HttpConfig, interrupted
             (ex.kept_raw, "kept raw (decoding failed)"),
             (ex.over_budget, "cut short by the disk budget"),
             (ex.deduplicated, "stored as links to a copy"),
+            (ex.tracks, "radio tracks"),
+            (ex.joined, "joined from HLS segments"),
         ] {
             if n > 0 {
                 details.push(format!("{n} {what}"));
@@ -286,6 +307,18 @@ fn summary(http: &HttpStats, ex: &ExtractStats, config: &HttpConfig, interrupted
             ex.index_errors,
             "index line not written",
             "index lines not written",
+        ));
+    }
+    if ex.radio_streams > 0 {
+        extra.push(format!(
+            "{} with their metadata removed",
+            count(ex.radio_streams, "radio stream", "radio streams")
+        ));
+    }
+    if ex.unplaced_bytes > 0 {
+        extra.push(format!(
+            "{} of radio streams could not be placed after a loss",
+            count(ex.unplaced_bytes, "byte", "bytes")
         ));
     }
     if ex.leftover_parts > 0 {

@@ -7,9 +7,10 @@
 //! ([`IndexEntry`]).
 //!
 //! The output directory is created when the first file is saved (nothing is created by a
-//! run that saves nothing). Files are written as `NAME.part` and renamed when closed;
-//! what was written, failed, evicted or deduplicated is decided and indexed by the
-//! writer ([`writer`], with [`budget`] for the disk budget and dedup).
+//! run that saves nothing), unless the program opened it before (it drops its
+//! privileges: [`Extractor::in_dir`]). Files are written as `NAME.part` and renamed when
+//! closed; what was written, failed, evicted or deduplicated is decided and indexed by
+//! the writer ([`writer`], with [`budget`] for the disk budget and dedup).
 //!
 //! Safety of the file system:
 //! - names come from [`naming`] only (stream, transaction, sanitised last segment, MIME
@@ -26,7 +27,13 @@
 //! validator and length) cover it from 0 to its end, they are merged into one more file.
 
 pub mod budget;
+pub mod detect;
+pub mod frames;
+pub mod hls;
+mod join;
 pub mod naming;
+mod radio;
+mod tracks;
 mod writer;
 
 use std::{
@@ -43,12 +50,12 @@ use writer::{Job, Writer};
 
 use crate::{
     http::{BodyEvent, ContentRange, HttpListener, Transaction, parser::Framing},
-    records::{Endpoints, FileRecord},
+    records::{Endpoints, FileRecord, IcyTrack},
     wire::Timestamp,
 };
 
 /// What to save, and where.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct ExtractConfig {
     /// Output directory (created, if missing, when the first file is saved).
     pub dir: PathBuf,
@@ -56,11 +63,28 @@ pub struct ExtractConfig {
     pub globs: Vec<glob::Pattern>,
     /// Save every body whatever its type.
     pub all: bool,
+    /// Cut radio streams into one file per title (`--no-split` turns it off: one file per
+    /// stream, metadata still removed).
+    pub split_tracks: bool,
     /// Bytes the output directory may hold; the oldest saved files are deleted to stay
     /// within it (`--max-disk`).
     pub budget: Option<u64>,
     /// Store a body whose sha256 was already saved once; later copies are hard links.
     pub dedup: bool,
+}
+
+impl Default for ExtractConfig {
+    /// `./sniffed`, nothing selected, radio streams split into tracks, no budget.
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("sniffed"),
+            globs: Vec::new(),
+            all: false,
+            split_tracks: true,
+            budget: None,
+            dedup: false,
+        }
+    }
 }
 
 /// Why extraction could not start or a file could not be written.
@@ -128,6 +152,35 @@ pub struct ExtractStats {
     pub index_errors: u64,
     /// `.part` files found in the directory at start: left by a run that was killed.
     pub leftover_parts: u64,
+    /// Radio streams (responses with `icy-metaint`) whose metadata was removed.
+    pub radio_streams: u64,
+    /// Track files of radio streams.
+    pub tracks: u64,
+    /// Bytes of radio streams that could not be placed after a loss (dropped).
+    pub unplaced_bytes: u64,
+    /// Files joined from HLS segments.
+    pub joined: u64,
+}
+
+/// Declared types that say nothing of the content: the first bytes decide whether such a
+/// body is wanted.
+pub const GENERIC_TYPES: [&str; 9] = [
+    "application/octet-stream",
+    "binary/octet-stream",
+    "application/x-download",
+    "application/force-download",
+    "application/download",
+    "application/x-octet-stream",
+    "application/unknown",
+    "application/binary",
+    "text/plain",
+];
+
+/// Is a declared type (lower case, no parameters) missing or generic, or a container
+/// whose content decides what it is (`video/mp2t`: HLS radio sends audio-only MPEG-TS
+/// under it, detected as `audio/mp2t`)?
+pub fn is_generic(content_type: Option<&str>) -> bool {
+    content_type.is_none_or(|t| GENERIC_TYPES.contains(&t) || t == "video/mp2t")
 }
 
 /// A file being filled, as the extractor sees it: the bytes not yet handed to the writer
@@ -176,16 +229,43 @@ impl Sink {
     }
 }
 
+/// What a saved body's name is made of (kept so the body can be named after its head).
+struct NameParts {
+    stream: u64,
+    number: u64,
+    uri: Vec<u8>,
+    declared: Option<String>,
+    encoded: bool,
+}
+
+/// Where a wanted body's bytes go.
+enum Out {
+    /// Detection is still looking: the first bytes (decoded, and raw when content-coded),
+    /// at most [`detect::PREFIX`] of each (four times that of raw bytes).
+    Pending { main: Vec<u8>, raw: Vec<u8> },
+    /// Into its file (the decoded body), and the raw bytes while decoding might fail.
+    Files { main: Sink, raw: Option<Sink> },
+    /// A radio stream: metadata removed, cut into tracks.
+    Icy(Box<radio::IcyBody>),
+    /// Not wanted after all (or its file could not be created).
+    Dropped,
+}
+
 /// A body being saved.
 struct OpenBody {
     /// What the index line says if the capture stops inside the body.
     ts: Timestamp,
     endpoints: Endpoints,
-    /// Decoded body (or the body itself when not content-coded).
-    main: Sink,
-    /// Raw content-coded bytes, while decoding might still fail.
-    raw: Option<Sink>,
+    name: NameParts,
+    /// The declared type matched a glob (or everything is saved).
+    declared_wanted: bool,
+    detected: Option<detect::Detected>,
+    out: Out,
     decode_failed: Option<String>,
+    /// An HLS playlist's text, read for its segments (at most [`hls::MAX_PLAYLIST`]).
+    playlist: Option<Vec<u8>>,
+    /// Notes about the body from the extractor (a refused `icy-metaint`, …).
+    notes: Vec<String>,
 }
 
 /// A complete 206 part of some resource.
@@ -202,30 +282,39 @@ struct Part {
 /// `index.jsonl` has (the writer fills it in).
 pub struct Extractor {
     config: ExtractConfig,
-    /// The directory, when the caller opened it ([`Self::in_dir`]) and no file came yet.
-    opened: Option<File>,
-    /// The directory and its writer, once the first file is saved.
-    active: Option<Active>,
+    /// The output directory, once open (by [`Self::in_dir`]'s caller, or with the first
+    /// file).
+    dir: Option<File>,
+    /// The writer, started with the first file.
+    writer: Option<Writer>,
     /// Why the directory could not be made ready (then every file fails).
     unusable: Option<String>,
     next_id: u64,
     open: HashMap<(u64, u64), OpenBody, foldhash::fast::RandomState>,
     /// 206 parts by (URL, validator, complete length).
     parts: HashMap<(String, String, u64), Vec<Part>>,
-    /// Counted here: kept_raw, refused, leftovers, and files that could not be created
-    /// while the directory was unusable.
+    /// Playlists and saved files, for joining HLS segments at the end.
+    hls: hls::Hls,
+    /// Counted here: kept_raw, refused, leftovers, files that could not be created while
+    /// the directory was unusable, and the radio and HLS counters.
     stats: ExtractStats,
     last: Option<IndexEntry>,
-}
-
-/// The output directory, open, and the writer of its files.
-struct Active {
-    dir: File,
-    writer: Writer,
+    /// The time of the packet being parsed.
+    now: Timestamp,
+    /// A body found unwanted by its first bytes: the HTTP layer is told to stop it.
+    stop: Option<(u64, u64)>,
+    finished: bool,
 }
 
 /// Bytes gathered per file before they are written (and handed to the hasher thread).
 const BUF: usize = 64 * 1024;
+
+/// The writer, where a file is open (so the directory is ready and the writer started).
+fn ready(writer: &Option<Writer>) -> &Writer {
+    writer
+        .as_ref()
+        .expect("a file is open, so the directory is ready")
+}
 
 /// The name a file has while it is being written.
 pub fn part_name(name: &str) -> String {
@@ -314,33 +403,31 @@ impl Extractor {
                 dir: config.dir.clone(),
             });
         }
-        Ok(Self {
-            config,
-            opened: None,
-            active: None,
-            unusable: None,
-            next_id: 0,
-            open: HashMap::default(),
-            parts: HashMap::new(),
-            stats: ExtractStats::default(),
-            last: None,
-        })
+        Ok(Self::with_dir(config, None))
     }
 
     /// Like [`Self::new`], in a directory the caller opened already (`config.dir` is its
     /// path, for messages): a program that drops its privileges opens the directory
     /// before, and the extractor's index and thread still come with the first file.
     pub fn in_dir(config: ExtractConfig, dir: File) -> Self {
+        Self::with_dir(config, Some(dir))
+    }
+
+    fn with_dir(config: ExtractConfig, dir: Option<File>) -> Self {
         Self {
-            opened: Some(dir),
-            active: None,
+            config,
+            dir,
+            writer: None,
             unusable: None,
             next_id: 0,
             open: HashMap::default(),
             parts: HashMap::new(),
+            hls: hls::Hls::default(),
             stats: ExtractStats::default(),
             last: None,
-            config,
+            now: Timestamp::default(),
+            stop: None,
+            finished: false,
         }
     }
 
@@ -350,7 +437,7 @@ impl Extractor {
     /// # Errors
     /// The directory or the index cannot be created or opened.
     pub fn prepare(&mut self) -> Result<(), ExtractError> {
-        if self.active.is_some() {
+        if self.writer.is_some() {
             return Ok(());
         }
         let path = self.config.dir.clone();
@@ -358,7 +445,7 @@ impl Extractor {
             dir: path.clone(),
             source,
         };
-        let dir = match self.opened.take() {
+        let dir = match self.dir.take() {
             Some(dir) => dir,
             None => {
                 std::fs::create_dir_all(&self.config.dir).map_err(dir_err)?;
@@ -382,7 +469,8 @@ impl Extractor {
         };
         let writer = Writer::start(dir.try_clone().map_err(dir_err)?, index, limits, found)
             .map_err(dir_err)?;
-        self.active = Some(Active { dir, writer });
+        self.dir = Some(dir);
+        self.writer = Some(writer);
         Ok(())
     }
 
@@ -416,17 +504,21 @@ impl Extractor {
         Ok(found.into_iter().map(|(_, n, len)| (n, len)).collect())
     }
 
-    /// The directory and writer, made ready on first use. `None` when that failed (the
-    /// reason is kept, and said once).
-    fn active(&mut self) -> Option<&Active> {
-        if self.active.is_none()
+    /// The directory, made ready on first use. `None` when that failed (the reason is
+    /// kept, and said once).
+    fn ready_dir(&mut self) -> Option<&File> {
+        if self.writer.is_none()
             && self.unusable.is_none()
             && let Err(e) = self.prepare()
         {
             log::warn!("nothing can be saved: {e}");
             self.unusable = Some(e.to_string());
         }
-        self.active.as_ref()
+        if self.writer.is_some() {
+            self.dir.as_ref()
+        } else {
+            None
+        }
     }
 
     /// The output directory.
@@ -437,23 +529,27 @@ impl Extractor {
     /// What was counted so far (final after [`Self::finish`]).
     pub fn stats(&self) -> ExtractStats {
         let w = self
-            .active
+            .writer
             .as_ref()
-            .map(|a| writer::counts(&a.writer.stats).clone())
+            .map(|w| writer::counts(&w.stats).clone())
             .unwrap_or_default();
         ExtractStats {
             failed: w.failed + self.stats.failed,
             kept_raw: self.stats.kept_raw,
             refused: self.stats.refused,
             leftover_parts: self.stats.leftover_parts,
+            radio_streams: self.stats.radio_streams,
+            tracks: self.stats.tracks,
+            unplaced_bytes: self.stats.unplaced_bytes,
+            joined: self.stats.joined,
             ..w
         }
     }
 
     /// Wait until everything handed over so far is written and indexed.
     pub fn sync(&self) {
-        if let Some(a) = &self.active {
-            a.writer.sync();
+        if let Some(w) = &self.writer {
+            w.sync();
         }
     }
 
@@ -461,9 +557,9 @@ impl Extractor {
     /// failed with an error. Known once the writer has indexed them; [`Self::finish`]
     /// makes every outcome known.
     pub fn outcomes(&self) -> Vec<Outcome> {
-        self.active
+        self.writer
             .as_ref()
-            .map(|a| a.writer.outcomes())
+            .map(Writer::outcomes)
             .unwrap_or_default()
     }
 
@@ -482,86 +578,63 @@ impl Extractor {
                 .any(|g| g.matches(content_type.unwrap_or("")))
     }
 
-    /// The writer; only called while a file is open, so the directory is ready.
-    fn writer(&self) -> &Writer {
-        &self
-            .active
-            .as_ref()
-            .expect("a file is open, so the directory is ready")
-            .writer
-    }
-
-    /// Create `NAME.part` for a new file whose final name is free too; returns the final
-    /// name. On failure, the name that was tried.
-    fn create(
+    /// Create `NAME.part` for a new file named `name_for(attempt)` (the first attempt
+    /// whose final name and `.part` name are both free); returns the final name.
+    fn create_named(
         &mut self,
-        tx: &Transaction,
-        prefix: &str,
-    ) -> Result<(String, File), (String, io::Error)> {
-        let uri = tx.request.as_ref().map_or(&b""[..], |r| &r.uri);
-        let ct = tx.response.as_ref().and_then(|r| r.content_type());
-        let first = format!(
-            "{prefix}{}",
-            naming::file_name(tx.stream, tx.number, uri, ct.as_deref(), 0)
-        );
-        let Some(active) = self.active() else {
+        name_for: &dyn Fn(u32) -> String,
+    ) -> Result<(String, File), ExtractError> {
+        let file_err = |dir: &Path, name: String, source| ExtractError::File {
+            dir: dir.to_owned(),
+            name,
+            source,
+        };
+        let Some(dir) = self.ready_dir() else {
             let why = self.unusable.clone().unwrap_or_default();
-            return Err((first, io::Error::other(why)));
+            return Err(file_err(
+                &self.config.dir,
+                name_for(0),
+                io::Error::other(why),
+            ));
         };
         let mut last_err = None;
         for attempt in 0..1000 {
-            let name = format!(
-                "{prefix}{}",
-                naming::file_name(tx.stream, tx.number, uri, ct.as_deref(), attempt)
-            );
-            if exists_in(&active.dir, &name) {
+            let name = name_for(attempt);
+            if exists_in(dir, &name) {
                 last_err = Some((name, io::ErrorKind::AlreadyExists.into()));
                 continue;
             }
-            match create_in(&active.dir, &part_name(&name), false) {
+            match create_in(dir, &part_name(&name), false) {
                 Ok(f) => return Ok((name, f)),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_err = Some((name, e)),
-                Err(e) => return Err((name, e)),
+                Err(e) => return Err(file_err(&self.config.dir, name, e)),
             }
         }
-        Err(last_err.expect("1000 attempts"))
-    }
-
-    fn sink(&mut self, tx: &Transaction, prefix: &str) -> Result<Sink, (String, io::Error)> {
-        let (name, file) = self.create(tx, prefix)?;
-        let id = self.next_id;
-        self.next_id += 1;
-        let writer = self.writer();
-        writer.send(Job::Open {
-            id,
-            name: name.clone(),
-            file,
-        });
-        Ok(Sink {
-            id,
-            name,
-            len: 0,
-            buf: writer.buffer(BUF),
-        })
+        let (name, source) = last_err.expect("1000 attempts");
+        Err(file_err(&self.config.dir, name, source))
     }
 
     /// A file that could not be created: indexed with its error (when the directory is
     /// usable), counted, and never reported as saved.
-    fn creation_failed(&mut self, tx: &Transaction, name: String, error: io::Error) {
+    fn creation_failed(&mut self, tx: &Transaction, e: ExtractError) {
+        let (name, error) = match e {
+            ExtractError::File { name, source, .. } => (name, source),
+            other => (String::new(), io::Error::other(other.to_string())),
+        };
         if self.unusable.is_none() {
             // (An unusable directory was said once already.)
             log::warn!("{}/{name}: not saved: {error}", self.config.dir.display());
         }
-        match &self.active {
-            Some(a) => {
+        match &self.writer {
+            Some(w) if !name.is_empty() => {
                 let mut entry = self.entry(tx, name, 0);
                 entry.complete = false;
-                a.writer.send(Job::Failed {
+                w.send(Job::Failed {
                     entry: Box::new(entry),
                     error,
                 });
             }
-            None => self.stats.failed += 1,
+            _ => self.stats.failed += 1,
         }
     }
 
@@ -577,6 +650,7 @@ impl Extractor {
             url: tx.url(),
             status: resp.map_or(0, |r| r.status),
             content_type: resp.and_then(|r| r.content_type()),
+            detected_type: None,
             content_encoding: resp.and_then(|r| r.head.header_str("content-encoding")),
             range: tx.request.as_ref().and_then(|r| r.head.header_str("range")),
             content_range: resp.and_then(|r| r.head.header_str("content-range")),
@@ -591,33 +665,106 @@ impl Extractor {
             },
             notes: Vec::new(),
             merged_from: Vec::new(),
+            icy: None,
+            hls: None,
             error: None,
         }
     }
 
-    /// A response head: start a file if the body is wanted.
+    fn create(&mut self, tx: &Transaction, prefix: &str) -> Result<(String, File), ExtractError> {
+        let uri = tx.request.as_ref().map_or(&b""[..], |r| &r.uri);
+        let ct = tx.response.as_ref().and_then(|r| r.content_type());
+        self.create_named(&|attempt| {
+            format!(
+                "{prefix}{}",
+                naming::file_name(tx.stream, tx.number, uri, ct.as_deref(), attempt)
+            )
+        })
+    }
+
+    /// A file for `name_for`, handed to the writer.
+    fn sink_named(&mut self, name_for: &dyn Fn(u32) -> String) -> Result<Sink, ExtractError> {
+        let (name, file) = self.create_named(name_for)?;
+        let id = self.next_id;
+        self.next_id += 1;
+        ready(&self.writer).send(Job::Open {
+            id,
+            name: name.clone(),
+            file,
+        });
+        Ok(Sink {
+            id,
+            name,
+            len: 0,
+            buf: ready(&self.writer).buffer(BUF),
+        })
+    }
+
+    /// The file of a body: named from its URI, with the detected type's extension (else
+    /// the declared type's).
+    fn body_sink(
+        &mut self,
+        n: &NameParts,
+        detected: Option<&detect::Detected>,
+        prefix: &str,
+    ) -> Result<Sink, ExtractError> {
+        let ext = detected
+            .map(|d| d.ext)
+            .or_else(|| n.declared.as_deref().and_then(naming::extension_for));
+        self.sink_named(&|attempt| {
+            format!(
+                "{prefix}{}",
+                naming::file_name_ext(n.stream, n.number, &n.uri, ext, attempt)
+            )
+        })
+    }
+
+    /// A response head: take its body if it may be wanted. Bodies of a matching declared
+    /// type are saved; bodies of a generic or missing type are saved if their first
+    /// bytes show a matching type; playlists are read for HLS joining.
     pub fn on_head(&mut self, tx: &Transaction) -> bool {
         let Some(resp) = &tx.response else {
             return false;
         };
-        if tx.body.framing == Some(Framing::None) || !self.wants(resp.content_type().as_deref()) {
+        if tx.body.framing == Some(Framing::None) {
             return false;
         }
-        let main = match self.sink(tx, "") {
-            Ok(s) => s,
-            Err((name, e)) => {
-                self.creation_failed(tx, name, e);
-                return false;
+        let declared = resp.content_type();
+        let declared_wanted = self.wants(declared.as_deref());
+        let generic = is_generic(declared.as_deref());
+        let uri = tx.request.as_ref().map_or(&b""[..], |r| &r.uri);
+        let playlist = hls::is_playlist(declared.as_deref(), uri);
+        if !(declared_wanted || generic || playlist) {
+            return false;
+        }
+        let mut notes = Vec::new();
+        let encoded = !tx.body.codings.is_empty();
+        let out = match radio::metaint(resp) {
+            Some(Ok(metaint)) if !encoded && (declared_wanted || generic) => {
+                self.stats.radio_streams += 1;
+                Out::Icy(Box::new(radio::IcyBody::new(
+                    tx,
+                    metaint,
+                    declared_wanted,
+                    self.config.split_tracks,
+                    self.now,
+                )))
             }
-        };
-        let raw = if tx.body.codings.is_empty() {
-            None
-        } else {
-            match self.sink(tx, "raw-") {
-                Ok(s) => Some(s),
-                Err((name, e)) => {
-                    log::warn!("{name}: raw copy not kept: {e}");
-                    None
+            other => {
+                match other {
+                    Some(Err(e)) => notes.push(format!("{e}: the metadata blocks are left in the file")),
+                    Some(Ok(_)) if encoded => notes.push(
+                        "icy-metaint with a content coding: the metadata blocks are left in the file".into(),
+                    ),
+                    _ => {}
+                }
+                if declared_wanted || generic {
+                    Out::Pending {
+                        main: Vec::new(),
+                        raw: Vec::new(),
+                    }
+                } else {
+                    Out::Dropped
                 }
             }
         };
@@ -626,9 +773,19 @@ impl Extractor {
             OpenBody {
                 ts: resp.ts,
                 endpoints: Endpoints::new(tx.client, tx.server),
-                main,
-                raw,
+                name: NameParts {
+                    stream: tx.stream,
+                    number: tx.number,
+                    uri: uri.to_vec(),
+                    declared,
+                    encoded,
+                },
+                declared_wanted,
+                detected: None,
+                out,
                 decode_failed: None,
+                playlist: playlist.then(Vec::new),
+                notes,
             },
         );
         true
@@ -636,48 +793,143 @@ impl Extractor {
 
     /// A piece of a body started by [`Self::on_head`].
     pub fn on_body(&mut self, tx: &Transaction, event: BodyEvent<'_>) {
-        let Some(b) = self.open.get_mut(&(tx.stream, tx.number)) else {
+        let key = (tx.stream, tx.number);
+        let Some(b) = self.open.get_mut(&key) else {
             return;
         };
-        let w = &self
-            .active
-            .as_ref()
-            .expect("a file is open, so the directory is ready")
-            .writer;
-        let encoded = !tx.body.codings.is_empty();
-        match event {
-            BodyEvent::Raw { offset, bytes } if encoded => {
-                if let Some(raw) = &mut b.raw {
-                    raw.write_at(w, offset, bytes);
+        let encoded = b.name.encoded;
+        if let Some(p) = &mut b.playlist
+            && let BodyEvent::Raw { bytes, .. } | BodyEvent::Decoded { bytes, .. } = event
+            && matches!(event, BodyEvent::Decoded { .. }) == encoded
+        {
+            let room = (hls::MAX_PLAYLIST + 1).saturating_sub(p.len());
+            p.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        }
+        if let Out::Files { main, raw } = &mut b.out {
+            // The common case, kept short.
+            let w = ready(&self.writer);
+            match event {
+                BodyEvent::Raw { offset, bytes } if encoded => {
+                    if let Some(raw) = raw {
+                        raw.write_at(w, offset, bytes);
+                    }
+                }
+                BodyEvent::Raw { offset, bytes } | BodyEvent::Decoded { offset, bytes } => {
+                    if !(encoded && b.decode_failed.is_some()) {
+                        main.write_at(w, offset, bytes);
+                    }
+                }
+                BodyEvent::Gap { offset, len } => {
+                    let target = if encoded { raw.as_mut() } else { Some(main) };
+                    if let Some(s) = target
+                        && offset >= s.len
+                    {
+                        s.pad(w, offset + len - s.len);
+                    }
+                }
+                BodyEvent::DecodeFailed { reason } => {
+                    b.decode_failed = Some(reason.to_owned());
                 }
             }
-            BodyEvent::Raw { offset, bytes } | BodyEvent::Decoded { offset, bytes } => {
-                if !(encoded && b.decode_failed.is_some()) {
-                    b.main.write_at(w, offset, bytes);
-                }
+            return;
+        }
+        if matches!(b.out, Out::Dropped) {
+            if b.playlist.is_none() {
+                self.stop = Some(key);
             }
-            BodyEvent::Gap { offset, len } => {
-                let target = if encoded {
-                    b.raw.as_mut()
-                } else {
-                    Some(&mut b.main)
+            return;
+        }
+        let mut b = self.open.remove(&key).expect("looked up above");
+        match &mut b.out {
+            Out::Icy(icy) => self.icy_event(icy, event),
+            Out::Pending { main, raw } => {
+                // Decide as soon as detection can, or when more would not help.
+                let decided = match event {
+                    BodyEvent::Raw { bytes, .. } if encoded => {
+                        raw.extend_from_slice(bytes);
+                        raw.len() >= 4 * detect::PREFIX
+                    }
+                    BodyEvent::Raw { bytes, .. } | BodyEvent::Decoded { bytes, .. } => {
+                        main.extend_from_slice(bytes);
+                        detect::detect(main, false, false) != detect::Verdict::More
+                    }
+                    BodyEvent::Gap { .. } => true,
+                    BodyEvent::DecodeFailed { reason } => {
+                        b.decode_failed = Some(reason.to_owned());
+                        true
+                    }
                 };
-                if let Some(s) = target
-                    && offset >= s.len
-                {
-                    s.pad(w, offset + len - s.len);
+                if decided {
+                    self.settle(key, &mut b);
+                    if matches!(event, BodyEvent::Gap { .. }) {
+                        // Now that the body has its file, the gap goes in like any other.
+                        self.open.insert(key, b);
+                        self.on_body(tx, event);
+                        return;
+                    }
                 }
             }
-            BodyEvent::DecodeFailed { reason } => {
-                b.decode_failed = Some(reason.to_owned());
+            Out::Files { .. } | Out::Dropped => {}
+        }
+        self.open.insert(key, b);
+    }
+
+    /// Detection is over for a pending body: decide whether it is wanted, and if it is,
+    /// create its file(s) and write what was held.
+    fn settle(&mut self, key: (u64, u64), b: &mut OpenBody) {
+        if !matches!(b.out, Out::Pending { .. }) {
+            return;
+        }
+        let Out::Pending { main, raw } = std::mem::replace(&mut b.out, Out::Dropped) else {
+            return;
+        };
+        b.detected = match detect::detect(&main, true, false) {
+            detect::Verdict::Done(d) => d,
+            detect::Verdict::More => None,
+        };
+        let wanted = b.declared_wanted
+            || (is_generic(b.name.declared.as_deref())
+                && b.detected.is_some_and(|d| self.wants(Some(d.mime))));
+        if !wanted {
+            if b.playlist.is_none() {
+                self.stop = Some(key);
+            }
+            return;
+        }
+        let mut main_sink = match self.body_sink(&b.name, b.detected.as_ref(), "") {
+            Ok(s) => s,
+            Err(e) => {
+                if self.unusable.is_none() {
+                    log::warn!("not saved: {e}");
+                }
+                self.stats.failed += 1;
+                return;
+            }
+        };
+        let mut raw_sink = None;
+        if b.name.encoded {
+            match self.body_sink(&b.name, b.detected.as_ref(), "raw-") {
+                Ok(mut s) => {
+                    s.write_at(ready(&self.writer), 0, &raw);
+                    raw_sink = Some(s);
+                }
+                Err(e) => log::warn!("raw copy not kept: {e}"),
             }
         }
+        if !(b.name.encoded && b.decode_failed.is_some()) {
+            main_sink.write_at(ready(&self.writer), 0, &main);
+        }
+        b.out = Out::Files {
+            main: main_sink,
+            raw: raw_sink,
+        };
     }
 
     /// A transaction is over: close its file and have it indexed. Returns the entry
     /// (`sha256` is filled in `index.jsonl` by the writer).
     pub fn on_done(&mut self, tx: &Transaction) -> Option<IndexEntry> {
-        let Some(b) = self.open.remove(&(tx.stream, tx.number)) else {
+        let key = (tx.stream, tx.number);
+        let Some(mut b) = self.open.remove(&key) else {
             if tx.malformed.is_some()
                 && tx
                     .response
@@ -688,22 +940,54 @@ impl Extractor {
             }
             return None;
         };
+        if let (Some(text), Some(url)) = (&b.playlist, tx.url()) {
+            let truncated = text.len() > hls::MAX_PLAYLIST;
+            let text = &text[..text.len().min(hls::MAX_PLAYLIST)];
+            let said = self.hls.playlist(
+                &url,
+                hls::Origin {
+                    stream: tx.stream,
+                    number: tx.number,
+                    uri: b.name.uri.clone(),
+                    endpoints: b.endpoints,
+                    method: tx.method().to_owned(),
+                },
+                text,
+                truncated,
+            );
+            b.notes.extend(said);
+        }
+        self.settle(key, &mut b);
+        if self.stop == Some(key) {
+            // Decided at the body's end: nothing left to stop.
+            self.stop = None;
+        }
         let OpenBody {
-            main,
-            raw,
+            out,
             decode_failed,
+            detected,
+            notes: extra_notes,
             ..
         } = b;
+        let (main, raw) = match out {
+            Out::Files { main, raw } => (main, raw),
+            Out::Icy(icy) => return self.icy_done(tx, *icy, extra_notes),
+            Out::Pending { .. } | Out::Dropped => return None,
+        };
         let mut notes = tx.body.notes.clone();
+        notes.extend(extra_notes);
         let decode_error = decode_failed.or_else(|| tx.body.decode_error.clone());
         let encoded = !tx.body.codings.is_empty();
+        let mut usable = true;
         let (mut kept, dropped) = match (encoded, decode_error, raw) {
             (true, Some(why), Some(raw)) => {
+                usable = false;
                 self.stats.kept_raw += 1;
                 notes.push(format!("{why}; the raw body is kept as sent"));
                 (raw, Some(main))
             }
             (true, Some(why), None) => {
+                usable = false;
                 notes.push(format!("{why}; decoded prefix only"));
                 (main, None)
             }
@@ -715,19 +999,67 @@ impl Extractor {
             }
         };
         if let Some(d) = dropped {
-            self.writer().send(Job::Remove { id: d.id });
+            ready(&self.writer).send(Job::Remove { id: d.id });
         }
-        kept.flush(self.writer());
+        kept.flush(ready(&self.writer));
         let resp = tx.response.as_ref()?;
         let complete = tx.body.complete;
         let entry = IndexEntry {
+            ts: resp.ts,
+            stream: tx.stream,
+            transaction: tx.number,
+            endpoints: Endpoints::new(tx.client, tx.server),
+            method: tx.method().to_owned(),
+            url: tx.url(),
+            status: resp.status,
+            content_type: resp.content_type(),
+            detected_type: detected.map(|d| d.mime.to_owned()),
+            content_encoding: resp.head.header_str("content-encoding"),
+            range: tx.request.as_ref().and_then(|r| r.head.header_str("range")),
+            content_range: resp.head.header_str("content-range"),
+            size: kept.len,
+            sha256: String::new(),
+            file: kept.name.clone(),
+            complete,
+            gaps: if complete {
+                Vec::new()
+            } else {
+                tx.body.gaps.clone()
+            },
             notes,
-            ..self.entry(tx, kept.name.clone(), kept.len)
+            merged_from: Vec::new(),
+            icy: radio::station(resp).map(|station| IcyTrack {
+                station,
+                title: None,
+                stream_url: None,
+                track: None,
+                offset: 0,
+            }),
+            hls: None,
+            error: None,
         };
-        self.writer().send(Job::Close {
+        ready(&self.writer).send(Job::Close {
             id: kept.id,
             entry: Box::new(entry.clone()),
         });
+        if let Some(url) = &entry.url {
+            self.hls.saved(
+                url,
+                hls::Saved {
+                    file: entry.file.clone(),
+                    complete: complete && usable,
+                    ts: entry.ts,
+                    ext: entry
+                        .file
+                        .rsplit_once('.')
+                        .map_or_else(|| "bin".to_owned(), |(_, e)| e.to_owned()),
+                    mime: entry
+                        .detected_type
+                        .clone()
+                        .or_else(|| entry.content_type.clone()),
+                },
+            );
+        }
         let mut result = entry.clone();
         if resp.status == 206
             && complete
@@ -778,8 +1110,8 @@ impl Extractor {
         self.parts.remove(&key);
         let (name, file) = match self.create(tx, "full-") {
             Ok(f) => f,
-            Err((name, e)) => {
-                self.creation_failed(tx, name, e);
+            Err(e) => {
+                self.creation_failed(tx, e);
                 return None;
             }
         };
@@ -795,7 +1127,7 @@ impl Extractor {
             merged_from: plan.iter().map(|p| p.0.clone()).collect(),
             ..entry.clone()
         };
-        self.writer().send(Job::Merge {
+        ready(&self.writer).send(Job::Merge {
             file,
             plan,
             entry: Box::new(merged.clone()),
@@ -803,21 +1135,32 @@ impl Extractor {
         Some(merged)
     }
 
-    /// Close whatever is still open as incomplete, and wait until every file is written
-    /// and indexed. Normally nothing is open by then: the HTTP layer's own `finish` ends
-    /// every body first. Idempotent.
+    /// Close whatever is still open as incomplete, join the HLS segments, and wait until
+    /// every file is written and indexed. Normally no body is open by then: the HTTP
+    /// layer's own `finish` ends every body first. Idempotent.
     pub fn finish(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
         let mut open: Vec<((u64, u64), OpenBody)> = self.open.drain().collect();
         open.sort_by_key(|(k, _)| *k);
-        let Some(active) = self.active.as_mut() else {
-            return;
-        };
-        for (key, b) in open {
-            let mut main = b.main;
-            main.flush(&active.writer);
-            if let Some(raw) = b.raw {
-                active.writer.send(Job::Remove { id: raw.id });
-            }
+        for (key, mut b) in open {
+            self.settle(key, &mut b);
+            let mut main = match b.out {
+                Out::Files { main, raw } => {
+                    if let Some(raw) = raw {
+                        ready(&self.writer).send(Job::Remove { id: raw.id });
+                    }
+                    main
+                }
+                Out::Icy(icy) => {
+                    self.icy_cut_off(*icy);
+                    continue;
+                }
+                Out::Pending { .. } | Out::Dropped => continue,
+            };
+            main.flush(ready(&self.writer));
             let entry = IndexEntry {
                 ts: b.ts,
                 stream: key.0,
@@ -826,7 +1169,8 @@ impl Extractor {
                 method: "-".into(),
                 url: None,
                 status: 0,
-                content_type: None,
+                content_type: b.name.declared,
+                detected_type: b.detected.map(|d| d.mime.to_owned()),
                 content_encoding: None,
                 range: None,
                 content_range: None,
@@ -837,14 +1181,19 @@ impl Extractor {
                 gaps: Vec::new(),
                 notes: vec!["the capture stopped inside the body".into()],
                 merged_from: Vec::new(),
+                icy: None,
+                hls: None,
                 error: None,
             };
-            active.writer.send(Job::Close {
+            ready(&self.writer).send(Job::Close {
                 id: main.id,
                 entry: Box::new(entry),
             });
         }
-        active.writer.stop();
+        self.join_hls();
+        if let Some(w) = self.writer.as_mut() {
+            w.stop();
+        }
     }
 }
 
@@ -863,8 +1212,37 @@ impl HttpListener for Extractor {
         self.on_body(tx, event);
     }
 
+    fn wants_more_body(&mut self, tx: &Transaction) -> bool {
+        self.wants_more(tx)
+    }
+
+    fn packet_time(&mut self, ts: Timestamp) {
+        self.set_time(ts);
+    }
+
     fn http_transaction(&mut self, tx: &Transaction) {
         self.on_done(tx);
+    }
+}
+
+impl Extractor {
+    /// Whether the body of `tx` is still wanted (false once its first bytes showed it is
+    /// not): for [`HttpListener::wants_more_body`].
+    pub fn wants_more(&mut self, tx: &Transaction) -> bool {
+        match self.stop {
+            Some(k) if k == (tx.stream, tx.number) => {
+                self.stop = None;
+                self.open.remove(&k);
+                false
+            }
+            _ => true,
+        }
+    }
+
+    /// The time of the packet being parsed: for [`HttpListener::packet_time`] (tracks of a
+    /// radio stream are stamped with it).
+    pub fn set_time(&mut self, ts: Timestamp) {
+        self.now = ts;
     }
 }
 

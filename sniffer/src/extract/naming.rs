@@ -17,11 +17,11 @@ pub fn extension_for(mime: &str) -> Option<&'static str> {
         "audio/opus" => "opus",
         "audio/flac" | "audio/x-flac" => "flac",
         "audio/wav" | "audio/x-wav" | "audio/wave" => "wav",
-        "audio/aac" | "audio/x-aac" => "aac",
+        "audio/aac" | "audio/x-aac" | "audio/aacp" => "aac",
         "audio/mp4" | "audio/x-m4a" => "m4a",
         "audio/webm" | "video/webm" => "webm",
         "video/mp4" => "mp4",
-        "video/mp2t" => "ts",
+        "video/mp2t" | "audio/mp2t" => "ts",
         "video/x-flv" => "flv",
         "video/quicktime" => "mov",
         "video/ogg" => "ogv",
@@ -91,8 +91,25 @@ pub fn file_name(
     content_type: Option<&str>,
     attempt: u32,
 ) -> String {
+    file_name_ext(
+        stream,
+        number,
+        uri,
+        content_type.and_then(extension_for),
+        attempt,
+    )
+}
+
+/// [`file_name`] with the extension given (from the detected type); `None` takes it
+/// from the URI, or `bin`.
+pub fn file_name_ext(
+    stream: u64,
+    number: u64,
+    uri: &[u8],
+    ext: Option<&str>,
+    attempt: u32,
+) -> String {
     let seg = sanitize_segment(uri);
-    let ext = content_type.and_then(extension_for);
     let (stem, ext) = match ext {
         Some(e) => {
             let dotted = format!(".{e}");
@@ -122,6 +139,94 @@ pub fn file_name(
     }
     name.push('.');
     name.push_str(&ext);
+    name
+}
+
+/// Free text (a station's name, a song's title) reduced to safe bytes: ASCII letters,
+/// digits, `-` and `_`; any other run of characters (spaces, dots, slashes, controls,
+/// anything not ASCII) becomes one `_`, and none is left at either end. At most `max`
+/// bytes; may be empty.
+pub fn sanitize_text(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max));
+    for c in text.chars() {
+        if out.len() >= max {
+            break;
+        }
+        if c.is_ascii_alphanumeric() || c == '-' {
+            out.push(c);
+        } else if !out.is_empty() && !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    while out.ends_with('_') {
+        out.pop();
+    }
+    out
+}
+
+/// Longest station name kept in a track's file name, in bytes.
+pub const MAX_STATION: usize = 40;
+
+/// Longest title kept in a track's file name, in bytes.
+pub const MAX_TITLE: usize = 80;
+
+/// The name of a radio stream's file: `STREAM-TX-STATION-NNN-TITLE.EXT` for track `NNN`
+/// (three digits at least), or `STREAM-TX-STATION.EXT` for a stream kept whole; parts
+/// that are empty after [`sanitize_text`] are left out.
+pub fn track_name(
+    stream: u64,
+    number: u64,
+    station: Option<&str>,
+    track: Option<u64>,
+    title: Option<&str>,
+    ext: &str,
+    attempt: u32,
+) -> String {
+    let mut name = format!("{stream}-{number}");
+    let mut part = |p: String| {
+        if !p.is_empty() {
+            name.push('-');
+            name.push_str(&p);
+        }
+    };
+    part(sanitize_text(station.unwrap_or_default(), MAX_STATION));
+    if let Some(t) = track {
+        part(format!("{t:03}"));
+        part(sanitize_text(title.unwrap_or_default(), MAX_TITLE));
+    }
+    if attempt > 0 {
+        name.push_str(&format!("~{attempt}"));
+    }
+    name.push('.');
+    name.push_str(ext);
+    name
+}
+
+/// The name of a file joined from an HLS playlist's segments: `joined-STREAM-TX-SEGMENT`
+/// of the playlist's transaction, `-N` for the N-th part after a discontinuity.
+pub fn joined_name(
+    stream: u64,
+    number: u64,
+    playlist_uri: &[u8],
+    part: usize,
+    ext: &str,
+    attempt: u32,
+) -> String {
+    let seg = sanitize_segment(playlist_uri);
+    let stem = seg.strip_suffix(".m3u8").unwrap_or(&seg);
+    let mut name = format!("joined-{stream}-{number}");
+    if !stem.is_empty() {
+        name.push('-');
+        name.push_str(stem);
+    }
+    if part > 0 {
+        name.push_str(&format!("-{}", part + 1));
+    }
+    if attempt > 0 {
+        name.push_str(&format!("~{attempt}"));
+    }
+    name.push('.');
+    name.push_str(ext);
     name
 }
 
@@ -180,6 +285,52 @@ mod tests {
         assert_eq!(sanitize_segment(b"/%2e%2e"), "2e_2e");
         assert_eq!(sanitize_segment(b"/..."), "");
         assert_eq!(sanitize_segment(b"/\xff\xfe\x80.mp3"), "mp3");
+    }
+
+    #[test]
+    fn issue11_track_names_from_hostile_titles_stay_safe() {
+        assert_eq!(
+            track_name(
+                3,
+                0,
+                Some("Test Radio"),
+                Some(2),
+                Some("Artist - Title"),
+                "mp3",
+                0
+            ),
+            "3-0-Test_Radio-002-Artist_-_Title.mp3"
+        );
+        assert_eq!(track_name(3, 0, None, None, None, "aac", 1), "3-0~1.aac");
+        assert_eq!(
+            track_name(3, 0, Some("R"), Some(1234), None, "mp3", 0),
+            "3-0-R-1234.mp3"
+        );
+        let long = "x".repeat(5000);
+        for title in [
+            "../../etc/passwd",
+            "/",
+            "..",
+            "a\u{0}b\u{1b}[2J\nc",
+            "Caf\u{e9} \u{1f3b5} Na\u{ef}ve",
+            "   ",
+            long.as_str(),
+        ] {
+            let name = track_name(1, 0, Some(title), Some(1), Some(title), "mp3", 0);
+            assert!(is_safe(&name), "{name:?} from {title:?}");
+            assert!(!name.contains(".."), "{name:?}");
+            assert!(
+                name.len() <= 8 + MAX_STATION + 5 + MAX_TITLE + 5,
+                "{}",
+                name.len()
+            );
+        }
+        assert_eq!(sanitize_text("Caf\u{e9} au lait", 64), "Caf_au_lait");
+        assert_eq!(sanitize_text("../..", 64), "");
+        assert_eq!(
+            joined_name(5, 0, b"/live/radio.m3u8?token=1", 1, "aac", 0),
+            "joined-5-0-radio-2.aac"
+        );
     }
 
     #[test]

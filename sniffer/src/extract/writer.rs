@@ -113,7 +113,10 @@ pub struct Outcome {
     pub stream: u64,
     /// The transaction's number.
     pub transaction: u64,
-    /// The file's name, as indexed.
+    /// The name the file was meant to have (the name in the entry the extractor
+    /// returned for the transaction).
+    pub name: String,
+    /// The file's name, as indexed (its `.part` name if it could not be renamed).
     pub file: String,
     /// Why the file could not be written whole, if it could not.
     pub error: Option<String>,
@@ -633,7 +636,7 @@ impl Hasher {
                 )),
             }
         }
-        self.indexed(&entry);
+        self.indexed(&entry, &name);
     }
 
     fn merged(&mut self, mut entry: Box<IndexEntry>) {
@@ -646,7 +649,7 @@ impl Hasher {
         }
         self.disk.store(&entry.file, entry.size, None);
         counts(&self.stats).merged += 1;
-        self.indexed(&entry);
+        self.indexed(&entry, &name);
         self.make_room(None);
     }
 
@@ -655,11 +658,12 @@ impl Hasher {
         entry.sha256 = hex(&Sha256::digest(b""));
         entry.complete = false;
         entry.error = Some(error.to_string());
-        self.indexed(&entry);
+        let name = entry.file.clone();
+        self.indexed(&entry, &name);
     }
 
     /// Write a file's index line, count it, and tell the extractor.
-    fn indexed(&mut self, entry: &IndexEntry) {
+    fn indexed(&mut self, entry: &IndexEntry, name: &str) {
         {
             let mut s = counts(&self.stats);
             if entry.error.is_some() {
@@ -678,6 +682,7 @@ impl Hasher {
         let _ = self.outcomes.send(Outcome {
             stream: entry.stream,
             transaction: entry.transaction,
+            name: name.to_owned(),
             file: entry.file.clone(),
             error: entry.error.clone(),
         });
@@ -790,6 +795,7 @@ mod tests {
             url: None,
             status: 200,
             content_type: None,
+            detected_type: None,
             content_encoding: None,
             range: None,
             content_range: None,
@@ -801,6 +807,8 @@ mod tests {
             notes: Vec::new(),
             merged_from: Vec::new(),
             error: None,
+            icy: None,
+            hls: None,
         })
     }
 

@@ -21,6 +21,7 @@
 //! line that starts a message.
 
 mod body;
+pub mod icy;
 pub mod parser;
 pub mod range;
 pub mod whole;
@@ -341,6 +342,17 @@ pub trait HttpListener {
     /// A piece of a body asked for in [`Self::response_head`].
     fn body(&mut self, _tx: &Transaction, _event: BodyEvent<'_>) {}
 
+    /// Asked after each piece of a body delivered through [`Self::body`]: return false to
+    /// receive no more of it (once its first bytes showed it is not wanted after all).
+    /// The transaction is still reported by [`Self::http_transaction`].
+    fn wants_more_body(&mut self, _tx: &Transaction) -> bool {
+        true
+    }
+
+    /// The capture time of the bytes about to be parsed; called before the events they
+    /// cause, so a listener can tell when something inside a long body happened.
+    fn packet_time(&mut self, _ts: Timestamp) {}
+
     /// A transaction is over: the response body ended, the framing was refused, or the
     /// session ended (then `tx.response` may be `None`).
     fn http_transaction(&mut self, _tx: &Transaction) {}
@@ -553,6 +565,10 @@ fn body_bytes<L: HttpListener>(
             cur.decoder = None;
         }
     }
+    if !listener.wants_more_body(&cur.tx) {
+        cur.wanted = false;
+        cur.decoder = None;
+    }
 }
 
 impl<L: HttpListener> Core<L> {
@@ -651,6 +667,9 @@ impl<L: HttpListener> Core<L> {
             return;
         }
         self.listener.body(&cur.tx, BodyEvent::Gap { offset, len });
+        if !self.listener.wants_more_body(&cur.tx) {
+            cur.wanted = false;
+        }
         if cur.decoder.take().is_some() {
             self.stats.decode_failures += 1;
             let reason = format!("content decoding stopped at a gap at raw offset {offset}");
@@ -789,7 +808,7 @@ impl<L: HttpListener> Core<L> {
                 let line_end = memchr::memchr(b'\n', head).unwrap_or(head.len());
                 memchr::memmem::find(&head[..line_end], b" HTTP/1.").is_some()
             }
-            Direction::Resp => head.starts_with(b"HTTP/"),
+            Direction::Resp => head.starts_with(b"HTTP/") || head.starts_with(parser::ICY_STATUS),
         };
         if side.fresh && !looks_http {
             // The first thing this side said was not HTTP: leave the session alone.
@@ -947,8 +966,8 @@ impl<L: HttpListener> Core<L> {
         let side = &mut s.sides[1];
         let head = std::mem::take(&mut side.head);
         let offset = side.head_offset;
-        let (status, reason, mh) = match parser::parse_response(&head) {
-            Ok(p) => p,
+        let (status, reason, mh, icy) = match parser::parse_response(&head) {
+            Ok(p) => (p.status, p.reason, p.head, p.icy),
             Err(m) => {
                 self.refuse_response(s, None, m, &head);
                 return;
@@ -999,6 +1018,8 @@ impl<L: HttpListener> Core<L> {
         let bodiless = tunnel || method == Some(Method::Head) || status == 204 || status == 304;
         let resp_head = &tx.response.as_ref().expect("set above").head;
         let framing = match parser::framing(resp_head, false, bodiless) {
+            // SHOUTcast's `ICY 200 OK`: HTTP/1.0 whose body runs until close.
+            Ok(_) if icy && !bodiless => Framing::UntilClose,
             Ok(f) => f,
             Err(m) => {
                 self.refuse_response(s, Some(tx), m, b"HTTP/");
@@ -1009,6 +1030,11 @@ impl<L: HttpListener> Core<L> {
             .header("content-encoding")
             .map(body::parse_codings);
         tx.body.framing = Some(framing);
+        if icy {
+            tx.body
+                .notes
+                .push("SHOUTcast status line (ICY), read as HTTP/1.0".into());
+        }
         if matches!(s.sides[0].state, SideState::AwaitTunnel) && !tunnel {
             // The upgrade or CONNECT was refused: the client keeps talking HTTP.
             s.sides[0].enter_resync();
@@ -1221,13 +1247,24 @@ fn resync(side: &mut Side, dir: Direction, at: u64, bytes: &[u8]) -> usize {
     }
     let line = &side.head;
     let start = match dir {
-        Direction::Resp => memchr::memmem::find_iter(line, b"HTTP/1.").find(|&k| {
-            let l = &line[k..];
-            l.len() >= 12
-                && l[7].is_ascii_digit()
-                && l[8] == b' '
-                && l[9..12].iter().all(u8::is_ascii_digit)
-        }),
+        Direction::Resp => {
+            let http = memchr::memmem::find_iter(line, b"HTTP/1.").find(|&k| {
+                let l = &line[k..];
+                l.len() >= 12
+                    && l[7].is_ascii_digit()
+                    && l[8] == b' '
+                    && l[9..12].iter().all(u8::is_ascii_digit)
+            });
+            // SHOUTcast's `ICY NNN`, only at the start of a line (the word is too short to
+            // be believed inside one).
+            let icy = || {
+                (line.len() >= 7
+                    && line.starts_with(parser::ICY_STATUS)
+                    && line[4..7].iter().all(u8::is_ascii_digit))
+                .then_some(0)
+            };
+            http.or_else(icy)
+        }
         Direction::Orig => memchr::memmem::find(line, b" HTTP/1.").and_then(|p| {
             let target_start = memchr::memrchr(b' ', &line[..p])?;
             let method = &line[..target_start];
@@ -1275,25 +1312,21 @@ impl<L: HttpListener> Listener for HttpAnalyzer<L> {
         ts: Timestamp,
     ) {
         if let Some(s) = self.sessions.get_mut(&session.stream) {
+            self.core.listener.packet_time(ts);
             self.core.data(s, dir, offset, bytes, ts);
         }
     }
 
-    fn gap(
-        &mut self,
-        session: &SessionInfo,
-        dir: Direction,
-        offset: u64,
-        len: u64,
-        _ts: Timestamp,
-    ) {
+    fn gap(&mut self, session: &SessionInfo, dir: Direction, offset: u64, len: u64, ts: Timestamp) {
         if let Some(s) = self.sessions.get_mut(&session.stream) {
+            self.core.listener.packet_time(ts);
             self.core.gap(s, dir, offset, len);
         }
     }
 
-    fn session_end(&mut self, session: &SessionInfo, reason: EndReason, _ts: Timestamp) {
+    fn session_end(&mut self, session: &SessionInfo, reason: EndReason, ts: Timestamp) {
         if let Some(s) = self.sessions.remove(&session.stream) {
+            self.core.listener.packet_time(ts);
             self.core.end_session(s, reason);
         }
     }

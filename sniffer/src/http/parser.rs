@@ -133,8 +133,43 @@ fn parse_request_exact(head: &[u8]) -> Result<(Method, Vec<u8>, MessageHead), Ma
     ))
 }
 
+/// The status line of a SHOUTcast v1 server, `ICY 200 OK`: an HTTP/1.0 response whose
+/// body runs until the connection closes.
+pub(crate) const ICY_STATUS: &[u8] = b"ICY ";
+
+/// A parsed status line and headers, and whether the status line was `ICY NNN`.
+pub(crate) struct ParsedResponse {
+    pub(crate) status: u16,
+    pub(crate) reason: String,
+    pub(crate) head: MessageHead,
+    pub(crate) icy: bool,
+}
+
 /// A status line and headers: `head` is exactly one head, blank line included.
-pub(crate) fn parse_response(head: &[u8]) -> Result<(u16, String, MessageHead), Malformed> {
+///
+/// `ICY NNN reason` (SHOUTcast v1), which httparse refuses, is read as `HTTP/1.0 NNN
+/// reason`: a copy of the head with the version rewritten is parsed.
+pub(crate) fn parse_response(head: &[u8]) -> Result<ParsedResponse, Malformed> {
+    if let Some(rest) = head.strip_prefix(ICY_STATUS) {
+        let copy = [b"HTTP/1.0 ".as_slice(), rest].concat();
+        let (status, reason, head) = parse_response_exact(&copy)?;
+        return Ok(ParsedResponse {
+            status,
+            reason,
+            head,
+            icy: true,
+        });
+    }
+    let (status, reason, head) = parse_response_exact(head)?;
+    Ok(ParsedResponse {
+        status,
+        reason,
+        head,
+        icy: false,
+    })
+}
+
+fn parse_response_exact(head: &[u8]) -> Result<(u16, String, MessageHead), Malformed> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut headers);
     match config().parse_response(&mut resp, head) {
@@ -271,20 +306,38 @@ mod tests {
     /// httparse; the body's framing is then unknown and must be refused, not guessed.
     #[test]
     fn unparsable_framing_header_refused() {
-        let (_, _, head) =
+        let head =
             parse_response(b"HTTP/1.1 200 ok\r\nTransfer-Encoding:\x7fchunked\r\nX: y\r\n\r\n")
-                .unwrap();
+                .unwrap()
+                .head;
         assert_eq!(head.unparsed_framing, ["Transfer-Encoding:\u{7f}chunked"]);
         assert!(matches!(
             framing(&head, false, false),
             Err(Malformed::BadFramingHeader(_))
         ));
-        let (_, _, ok) = parse_response(
+        let ok = parse_response(
             b"HTTP/1.1 200 ok\r\nTransfer-Encoding : chunked\r\nContent-Length-X: 1\r\n\r\n",
         )
-        .unwrap();
+        .unwrap()
+        .head;
         assert!(ok.unparsed_framing.is_empty());
         assert_eq!(framing(&ok, false, false), Ok(Framing::Chunked));
+    }
+
+    #[test]
+    fn issue11_icy_status_line_reads_as_http_1_0() {
+        let r = parse_response(b"ICY 200 OK\r\nicy-name: Test Radio\r\nicy-metaint: 16000\r\n\r\n")
+            .unwrap();
+        assert!(r.icy);
+        assert_eq!(
+            (r.status, r.reason.as_str(), r.head.version),
+            (200, "OK", 0)
+        );
+        assert_eq!(r.head.header_str("icy-metaint").as_deref(), Some("16000"));
+        assert_eq!(framing(&r.head, false, false), Ok(Framing::UntilClose));
+        let plain = parse_response(b"HTTP/1.0 200 OK\r\n\r\n").unwrap();
+        assert!(!plain.icy);
+        assert!(parse_response(b"ICY two hundred\r\n\r\n").is_err());
     }
 
     #[test]

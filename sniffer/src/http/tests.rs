@@ -596,3 +596,100 @@ fn response_lost_in_gap_does_not_shift_pairing() {
     );
     assert_eq!(d.a.stats().unanswered, 1);
 }
+
+#[test]
+fn issue11_shoutcast_icy_status_line_is_http_1_0_until_close() {
+    let body: Vec<u8> = (0..5000u32).map(|i| (i * 7) as u8).collect();
+    for piece in [1, 3, 7, 1448] {
+        let mut d = Driver::new(false);
+        d.req(b"GET /stream HTTP/1.0\r\nIcy-MetaData: 1\r\n\r\n");
+        let resp = [
+            b"ICY 200 OK\r\nicy-name: Test Radio\r\nicy-metaint: 8192\r\ncontent-type: audio/mpeg\r\n\r\n"
+                .as_slice(),
+            &body,
+        ]
+        .concat();
+        d.send(Direction::Resp, &resp, piece);
+        let done = d.end(EndReason::Fin);
+        assert_eq!(done.len(), 1, "piece {piece}");
+        let tx = done[0].tx.as_ref().unwrap();
+        let r = tx.response.as_ref().unwrap();
+        assert_eq!((r.status, r.head.version), (200, 0));
+        assert_eq!(tx.body.framing, Some(Framing::UntilClose));
+        assert!(tx.body.complete);
+        assert!(tx.body.notes.iter().any(|n| n.contains("ICY")), "{tx:?}");
+        assert_eq!(done[0].raw, body, "piece {piece}");
+        assert_eq!(d.a.stats().not_http, 0);
+    }
+}
+
+#[test]
+fn issue11_resync_finds_an_icy_status_line() {
+    // Picked up mid-stream: the first thing seen is the tail of a request's answer, then a
+    // new connection's worth of ICY answer on its own line.
+    let mut d = Driver::new(true);
+    d.req(b"GET / HTTP/1.0\r\n\r\n");
+    d.resp(b"tail of something\r\nICY 200 OK\r\nicy-name: X\r\n\r\nAUDIO");
+    let done = d.end(EndReason::Fin);
+    assert_eq!(done.len(), 1);
+    assert_eq!(status(&done[0]), Some(200));
+    assert_eq!(done[0].raw, b"AUDIO");
+}
+
+/// A listener that stops wanting the body after its first piece.
+#[derive(Default)]
+struct StopsEarly {
+    pieces: usize,
+    done: usize,
+    times: Vec<Timestamp>,
+}
+
+impl HttpListener for StopsEarly {
+    fn response_head(&mut self, _tx: &Transaction) -> bool {
+        true
+    }
+    fn body(&mut self, _tx: &Transaction, _event: BodyEvent<'_>) {
+        self.pieces += 1;
+    }
+    fn wants_more_body(&mut self, _tx: &Transaction) -> bool {
+        false
+    }
+    fn http_transaction(&mut self, tx: &Transaction) {
+        assert!(tx.body.complete);
+        assert_eq!(tx.body.raw_len, 3000);
+        self.done += 1;
+    }
+    fn packet_time(&mut self, ts: Timestamp) {
+        self.times.push(ts);
+    }
+}
+
+#[test]
+fn issue11_a_listener_can_stop_a_body_it_no_longer_wants() {
+    let mut a = HttpAnalyzer::new(StopsEarly::default(), Limits::default());
+    let s = info(1, false);
+    a.session_start(&s, Timestamp(1));
+    a.data(
+        &s,
+        Direction::Orig,
+        0,
+        b"GET / HTTP/1.1\r\n\r\n",
+        Timestamp(2),
+    );
+    let resp = [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3000\r\n\r\n".as_slice(),
+        &[0x55; 3000],
+    ]
+    .concat();
+    let mut off = 0;
+    for (i, p) in resp.chunks(1000).enumerate() {
+        a.data(&s, Direction::Resp, off, p, Timestamp(10 + i as u64));
+        off += p.len() as u64;
+    }
+    a.session_end(&s, EndReason::Fin, Timestamp(99));
+    let l = a.listener();
+    assert_eq!(l.pieces, 1, "only the first piece is delivered");
+    assert_eq!(l.done, 1);
+    assert_eq!(l.times.first(), Some(&Timestamp(2)));
+    assert_eq!(l.times.last(), Some(&Timestamp(99)));
+}

@@ -4,6 +4,8 @@
     reason = "each test binary compiles this module and uses a different part of it"
 )]
 
+pub mod capture;
+
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
