@@ -187,6 +187,18 @@ struct OpenBody {
     decode_failed: Option<String>,
 }
 
+/// What one file being written holds: its buffer, and the writer thread's state for it
+/// (file, name, sha256 state), about.
+const SINK_BYTES: u64 = BUF as u64 + 512;
+
+impl OpenBody {
+    /// Memory held while the body is open: fixed from `on_head` to `on_done`.
+    fn memory(&self) -> u64 {
+        let sinks = 1 + u64::from(self.raw.is_some());
+        size_of::<((u64, u64), Self)>() as u64 * 2 + sinks * SINK_BYTES
+    }
+}
+
 /// A complete 206 part of some resource.
 struct Part {
     first: u64,
@@ -210,6 +222,8 @@ pub struct Extractor {
     /// Counted here: kept_raw, refused, and files that could not be created.
     stats: ExtractStats,
     last: Option<IndexEntry>,
+    /// Sum of [`OpenBody::memory`] over `open`.
+    memory: u64,
 }
 
 /// Bytes gathered per file before they are written (and handed to the hasher thread).
@@ -301,6 +315,7 @@ impl Extractor {
             parts: HashMap::new(),
             stats: ExtractStats::default(),
             last: None,
+            memory: 0,
         })
     }
 
@@ -323,6 +338,11 @@ impl Extractor {
     /// Wait until everything handed over so far is written and indexed.
     pub fn sync(&self) {
         self.writer.sync();
+    }
+
+    /// Memory held for the bodies being written, O(1).
+    pub const fn memory_in_use(&self) -> u64 {
+        self.memory
     }
 
     /// The entry of the last finished transaction that saved a file; cleared on read.
@@ -414,14 +434,15 @@ impl Extractor {
                 }
             }
         };
-        self.open.insert(
-            (tx.stream, tx.number),
-            OpenBody {
-                main,
-                raw,
-                decode_failed: None,
-            },
-        );
+        let body = OpenBody {
+            main,
+            raw,
+            decode_failed: None,
+        };
+        self.memory += body.memory();
+        if let Some(old) = self.open.insert((tx.stream, tx.number), body) {
+            self.memory -= old.memory();
+        }
         true
     }
 
@@ -475,6 +496,7 @@ impl Extractor {
             }
             return None;
         };
+        self.memory -= b.memory();
         let OpenBody {
             main,
             raw,
@@ -614,6 +636,7 @@ impl Extractor {
     /// every body first. Idempotent.
     pub fn finish(&mut self) {
         let mut open: Vec<((u64, u64), OpenBody)> = self.open.drain().collect();
+        self.memory = 0;
         open.sort_by_key(|(k, _)| *k);
         for (key, b) in open {
             let mut main = b.main;
@@ -666,6 +689,10 @@ impl HttpListener for Extractor {
 
     fn http_transaction(&mut self, tx: &Transaction) {
         self.on_done(tx);
+    }
+
+    fn memory_in_use(&self) -> u64 {
+        self.memory
     }
 }
 
