@@ -2,7 +2,11 @@
 //! lines, and optionally each direction of each session written to its own file.
 //!
 //! Rows come out in stream-index order: a session that ends before an earlier one waits in
-//! a reorder buffer until the earlier one has been printed.
+//! a reorder buffer until the earlier one has been printed. The buffer holds at most
+//! [`MAX_WAITING`] rows, so that a session open for days cannot make it grow without end
+//! (a flood of short sessions behind it): beyond that the rows waiting are printed, and
+//! the late session's row comes when it ends, out of order (its stream index says where
+//! it belongs).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
@@ -80,6 +84,9 @@ impl FlowRow {
         }
     }
 }
+
+/// Rows that may wait behind a session still open.
+pub const MAX_WAITING: usize = 10_000;
 
 const HEADER: &str = "stream  client                                    server                                    start              duration  c>s_pkts   c>s_bytes  s>c_pkts   s>c_bytes  state    hs  gap_bytes  conflicts  retrans";
 
@@ -200,8 +207,23 @@ impl<W: Write> Listener for FlowsPrinter<W> {
     }
 
     fn session_stats(&mut self, s: &SessionInfo, st: &SessionStats) {
-        self.pending.insert(s.stream, FlowRow::new(s, st));
-        let r = self.drain();
+        let row = FlowRow::new(s, st);
+        if s.stream < self.next {
+            // The rows behind it could not wait any longer: its place has passed.
+            let r = self.emit(&row);
+            self.keep(r);
+            return;
+        }
+        self.pending.insert(s.stream, row);
+        let mut r = self.drain();
+        while r.is_ok() && self.pending.len() > MAX_WAITING {
+            let (stream, row) = self.pending.pop_first().expect("over the bound");
+            r = self.emit(&row);
+            self.next = stream + 1;
+            if r.is_ok() {
+                r = self.drain();
+            }
+        }
         self.keep(r);
     }
 
@@ -398,16 +420,19 @@ pub fn closing_summary(stats: &PipelineStats) -> String {
         s += &format!(" ({})", why.join(", "));
     }
     s += &format!(
-        "\n{} sessions: {} closed by FIN, {} by RST, {} timed out, {} evicted ({} for memory), {} reused, {} open at the end\n\
+        "\n{} sessions: {} closed by FIN, {} by RST, {} timed out, {} evicted ({} never answered, {} already closed, {} for memory), {} reused, {} open at the end; at most {:.1} MiB held\n\
          {} gaps ({} bytes missing), {} retransmitted bytes, {} conflicting overlap bytes, {} bytes after close dropped, {} out-of-order overflows",
         f.sessions,
         f.ended_fin,
         f.ended_rst,
         f.timed_out,
         f.evicted + f.evicted_memcap,
+        f.evicted_unanswered,
+        f.evicted_closed,
         f.evicted_memcap,
         f.reused,
         f.open_at_end,
+        f.max_memory_bytes as f64 / f64::from(1 << 20),
         f.gaps,
         f.gap_bytes,
         f.retransmitted,
@@ -521,5 +546,46 @@ mod tests {
             b"stream_offset\tlength\tfile_offset\n2\t3\t2\n"
         );
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 4);
+    }
+
+    /// A session open for a long time holds back at most MAX_WAITING rows; its own row
+    /// comes when it ends.
+    #[test]
+    fn issue12_rows_behind_a_long_session_wait_a_bounded_while() {
+        let mut p = FlowsPrinter::new(Vec::new(), true, None).unwrap();
+        let info = |stream: u64| SessionInfo {
+            stream,
+            client: SocketAddr::from(([10, 0, 0, 1], 1000 + stream as u16)),
+            server: "10.0.0.2:80".parse().unwrap(),
+            start: Timestamp(0),
+            midstream: false,
+        };
+        let streams = |out: &[u8]| -> Vec<u64> {
+            String::from_utf8_lossy(out)
+                .lines()
+                .map(|l| {
+                    let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    v["stream"].as_u64().unwrap()
+                })
+                .collect()
+        };
+        // Rows 1.. wait for session 0 until there are too many; then they all go, and
+        // the rest as they come.
+        let total = MAX_WAITING as u64 + 5;
+        for stream in 1..=total {
+            p.session_stats(&info(stream), &stats(SessionState::Evicted, 0, 3));
+            let waiting = if stream as usize > MAX_WAITING {
+                0
+            } else {
+                stream as usize
+            };
+            assert_eq!(p.pending.len(), waiting);
+        }
+        assert_eq!(streams(&p.out), (1..=total).collect::<Vec<_>>());
+        p.session_stats(&info(0), &stats(SessionState::Fin, 1, 3));
+        let out = p.finish().unwrap();
+        let mut want: Vec<u64> = (1..=total).collect();
+        want.push(0);
+        assert_eq!(streams(&out), want);
     }
 }
