@@ -2,7 +2,8 @@
 //! 1. the assembler alone, against an obviously correct model (a byte map, first wins);
 //! 2. the flow table with a tiny configuration, checking the event contract: per session
 //!    one start, data and gaps contiguous in offset order per direction, one end, one
-//!    stats call, nothing after the end; the table never above its cap.
+//!    stats call, nothing after the end; the table never above its caps (over the memcap
+//!    only when the one session left holds more than it).
 #![no_main]
 
 use std::collections::{BTreeMap, HashMap};
@@ -190,10 +191,13 @@ impl Listener for Check {
     }
 }
 
+/// Room for two sessions with reassembly state and a few hundred bytes buffered.
+const MEMCAP: u64 = 2 * (sniffer::flow::SESSION_ENTRY_BYTES + sniffer::flow::SESSION_STREAMS_BYTES) + 600;
+
 fn table(data: &[u8]) {
     let cfg = FlowConfig {
         max_ooo_bytes: 200,
-        memcap: 500,
+        memcap: MEMCAP,
         max_sessions: 3,
         idle_timeout: Duration::from_secs(20),
     };
@@ -232,7 +236,7 @@ fn table(data: &[u8]) {
         };
         t.process(&seg, &mut c);
         assert!(t.len() <= 3);
-        assert!(t.memory() <= 500);
+        assert!(t.memory() <= MEMCAP || t.len() == 1, "{} held", t.memory());
     }
     t.finish(Timestamp(ts), &mut c);
     assert!(t.is_empty());

@@ -146,6 +146,17 @@ pub trait Listener {
     fn should_stop(&self) -> bool {
         false
     }
+
+    /// Bytes this listener holds for the sessions it follows (parser state, bodies being
+    /// gathered or written), which ending those sessions would free.
+    ///
+    /// The flow table adds it to its own memory when it checks the memcap, after every
+    /// packet: keep a running count and return it, in O(1). Memory that ending sessions
+    /// cannot free (output buffers, totals) does not belong here: evicting sessions to make
+    /// room for it would only empty the table.
+    fn memory_in_use(&self) -> u64 {
+        0
+    }
 }
 
 /// How a session ended up, for `flows`.

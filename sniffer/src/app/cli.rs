@@ -151,11 +151,13 @@ pub struct FlowArgs {
     #[arg(long, default_value_t = 4 << 20, value_name = "BYTES")]
     pub max_ooo_bytes: u64,
 
-    /// Total bytes buffered across all sessions.
+    /// Memory held for all sessions: table entries, reassembly and HTTP state, buffered
+    /// bytes, files being written. Near it, sessions are evicted (see --max-sessions).
     #[arg(long, default_value_t = 256 << 20, value_name = "BYTES")]
     pub memcap: u64,
 
-    /// Live sessions; beyond it the least recently active one is evicted.
+    /// Live sessions; beyond it one is evicted: a closed one lingering, else one never
+    /// answered (a SYN flood's), else the least recently active.
     #[arg(long, default_value_t = 1_000_000, value_name = "N")]
     pub max_sessions: usize,
 

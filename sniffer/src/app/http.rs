@@ -129,6 +129,10 @@ impl<W: io::Write> HttpListener for Printer<W> {
     fn should_stop(&self) -> bool {
         (self.once && self.saved_any) || self.error.is_some()
     }
+
+    fn memory_in_use(&self) -> u64 {
+        self.extractor.memory_in_use()
+    }
 }
 
 pub(super) fn run(config: &HttpConfig) -> Result<(), AppError> {

@@ -268,6 +268,27 @@ struct OpenBody {
     notes: Vec<String>,
 }
 
+/// What one file being written holds: its buffer, and the writer thread's state for it
+/// (file, name, sha256 state), about.
+const SINK_BYTES: u64 = BUF as u64 + 512;
+
+impl OpenBody {
+    /// Memory held while the body is open, at most: its file buffers (a raw one too when
+    /// content-coded), the prefix kept for detection, and a playlist's text. Decided by
+    /// what is fixed at `on_head`, so it is the same from `on_head` to `on_done`.
+    fn memory(&self) -> u64 {
+        let encoded = u64::from(self.name.encoded);
+        let sinks = (1 + encoded) * SINK_BYTES;
+        let detection = detect::PREFIX as u64 * (1 + 4 * encoded);
+        let playlist = if self.playlist.is_some() {
+            hls::MAX_PLAYLIST as u64
+        } else {
+            0
+        };
+        size_of::<((u64, u64), Self)>() as u64 * 2 + sinks + detection + playlist
+    }
+}
+
 /// A complete 206 part of some resource.
 struct Part {
     first: u64,
@@ -304,6 +325,8 @@ pub struct Extractor {
     /// A body found unwanted by its first bytes: the HTTP layer is told to stop it.
     stop: Option<(u64, u64)>,
     finished: bool,
+    /// Sum of [`OpenBody::memory`] over `open`.
+    memory: u64,
 }
 
 /// Bytes gathered per file before they are written (and handed to the hasher thread).
@@ -428,6 +451,7 @@ impl Extractor {
             now: Timestamp::default(),
             stop: None,
             finished: false,
+            memory: 0,
         }
     }
 
@@ -561,6 +585,11 @@ impl Extractor {
             .as_ref()
             .map(Writer::outcomes)
             .unwrap_or_default()
+    }
+
+    /// Memory held for the bodies being written, O(1).
+    pub const fn memory_in_use(&self) -> u64 {
+        self.memory
     }
 
     /// The entry of the last finished transaction that saved a file; cleared on read.
@@ -768,26 +797,27 @@ impl Extractor {
                 }
             }
         };
-        self.open.insert(
-            (tx.stream, tx.number),
-            OpenBody {
-                ts: resp.ts,
-                endpoints: Endpoints::new(tx.client, tx.server),
-                name: NameParts {
-                    stream: tx.stream,
-                    number: tx.number,
-                    uri: uri.to_vec(),
-                    declared,
-                    encoded,
-                },
-                declared_wanted,
-                detected: None,
-                out,
-                decode_failed: None,
-                playlist: playlist.then(Vec::new),
-                notes,
+        let body = OpenBody {
+            ts: resp.ts,
+            endpoints: Endpoints::new(tx.client, tx.server),
+            name: NameParts {
+                stream: tx.stream,
+                number: tx.number,
+                uri: uri.to_vec(),
+                declared,
+                encoded,
             },
-        );
+            declared_wanted,
+            detected: None,
+            out,
+            decode_failed: None,
+            playlist: playlist.then(Vec::new),
+            notes,
+        };
+        self.memory += body.memory();
+        if let Some(old) = self.open.insert((tx.stream, tx.number), body) {
+            self.memory -= old.memory();
+        }
         true
     }
 
@@ -962,6 +992,7 @@ impl Extractor {
             // Decided at the body's end: nothing left to stop.
             self.stop = None;
         }
+        self.memory -= b.memory();
         let OpenBody {
             out,
             decode_failed,
@@ -1144,6 +1175,7 @@ impl Extractor {
         }
         self.finished = true;
         let mut open: Vec<((u64, u64), OpenBody)> = self.open.drain().collect();
+        self.memory = 0;
         open.sort_by_key(|(k, _)| *k);
         for (key, mut b) in open {
             self.settle(key, &mut b);
@@ -1222,6 +1254,10 @@ impl HttpListener for Extractor {
 
     fn http_transaction(&mut self, tx: &Transaction) {
         self.on_done(tx);
+    }
+
+    fn memory_in_use(&self) -> u64 {
+        self.memory
     }
 }
 

@@ -361,3 +361,46 @@ fn malformed_wanted_response_refused_and_counted() {
     assert_eq!(a.listener().stats().refused, 1);
     assert_eq!(a.stats().malformed, 1);
 }
+
+/// A body being written is counted in the memory the flow table checks against its cap,
+/// two buffers when content-coded (decoded and raw), and given back when it is done.
+#[test]
+fn issue12_open_bodies_are_counted_until_done() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut a = analyzer(tmp.path(), &[], true);
+    let s = |stream| SessionInfo {
+        stream,
+        client: "10.0.0.1:40000".parse().unwrap(),
+        server: "10.0.0.2:80".parse().unwrap(),
+        start: Timestamp(0),
+        midstream: false,
+    };
+    let (plain, coded) = (s(1), s(2));
+    for x in [&plain, &coded] {
+        a.session_start(x, Timestamp(1));
+        a.data(
+            x,
+            Direction::Orig,
+            0,
+            b"GET / HTTP/1.1\r\n\r\n",
+            Timestamp(1),
+        );
+    }
+    assert_eq!(a.listener().memory_in_use(), 0);
+    let head = response("Content-Length: 10\r\n", b"");
+    a.data(&plain, Direction::Resp, 0, &head, Timestamp(2));
+    let one = a.listener().memory_in_use();
+    assert!(one >= SINK_BYTES, "{one}");
+    let head = response("Content-Encoding: gzip\r\nContent-Length: 10\r\n", b"");
+    a.data(&coded, Direction::Resp, 0, &head, Timestamp(2));
+    assert!(a.listener().memory_in_use() >= one + 2 * SINK_BYTES);
+    assert!(
+        a.memory_in_use() > a.listener().memory_in_use(),
+        "the analyzer's own too"
+    );
+    for x in [&plain, &coded] {
+        a.session_end(x, EndReason::Fin, Timestamp(3));
+    }
+    assert_eq!((a.listener().memory_in_use(), a.memory_in_use()), (0, 0));
+    a.listener().sync();
+}

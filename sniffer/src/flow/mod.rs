@@ -22,37 +22,52 @@
 //!   stamped earlier than a packet already seen in its session: capture time running
 //!   backwards means the capture reordered packets, and the hole may still fill.
 //! - **Bounds** ([`FlowConfig`]): a direction whose out-of-order buffer exceeds
-//!   `max_ooo_bytes` declares its first hole a gap; when all sessions together hold more
-//!   than `memcap`, the session that pushed over it flushes its buffers (gaps), then the
-//!   least recently active sessions are evicted; beyond `max_sessions` the least recently
-//!   active one is evicted; a session idle for `idle_timeout` ends with "timeout". Every
-//!   one of these is counted in [`FlowStats`].
+//!   `max_ooo_bytes` declares its first hole a gap; a session idle for `idle_timeout` ends
+//!   with "timeout". `memcap` bounds all the memory sessions hold: the table's entries,
+//!   reassembly state and buffered bytes, plus what the listener holds for them
+//!   ([`Listener::memory_in_use`]: HTTP parser state, bodies being written).
+//!   Beyond `max_sessions` sessions, or over the memcap, sessions are evicted in this
+//!   order, the least recently active first within each kind: sessions already closed
+//!   (lingering for their last packets), then sessions never answered (one side sent
+//!   nothing but SYNs: a SYN flood, Zeek's connection attempts), then (memcap only) the
+//!   session that pushed over the cap flushes its buffers as gaps, then established
+//!   sessions. So a flood of SYNs displaces itself, not the downloads around it, as
+//!   Suricata's emergency mode prunes new flows first. Every one of these is counted in
+//!   [`FlowStats`].
+//!
+//!   A session costs [`SESSION_ENTRY_BYTES`] until it carries data (no reassembly state
+//!   is allocated before that, and the HTTP analyzer allocates nothing before data
+//!   either); then [`SESSION_STREAMS_BYTES`] more, plus what it buffers.
 //!
 //!   Defaults ([`FlowConfig::default`], and the CLI's): 4 MiB out of order per direction
 //!   (libnids drops at 64 KiB, Zeek worries at 16 KiB; MiBs ride out a long loss burst on
-//!   a fast link), 256 MiB memcap (Suricata's reassembly default), 1 000 000 sessions, 300 s
-//!   idle (Zeek's 5 minutes). The retransmission check window adds at most
-//!   2 × [`crate::tcp::assembler::CHECK_WINDOW`] per session, grown only as data flows.
+//!   a fast link), 256 MiB memcap (Suricata's reassembly default, here for everything a
+//!   session holds), 1 000 000 sessions, 300 s idle (Zeek's 5 minutes).
 
-use std::collections::{HashMap, VecDeque};
+mod session;
+
+use std::hash::BuildHasher as _;
 use std::net::SocketAddr;
 use std::time::Duration;
+
+use hashbrown::HashTable;
 
 pub use crate::listener::{DirStats, SessionState, SessionStats};
 pub use crate::wire::{FlowKey, KeyHasher};
 use crate::{
     decode::{Segment, TcpFlags},
-    listener::{Direction, EndReason, Listener, SessionInfo},
-    tcp::{HalfStream, Sink},
-    wire::{SeqNum, Timestamp},
+    listener::{EndReason, Listener, SessionInfo},
+    wire::Timestamp,
 };
+use session::{Class, NIL, Session};
+pub use session::{SESSION_ENTRY_BYTES, SESSION_STREAMS_BYTES};
 
 /// Reassembly bounds: the flow table's own settings (defaults in the module docs).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FlowConfig {
     /// Out-of-order bytes per direction.
     pub max_ooo_bytes: u64,
-    /// Bytes buffered across all sessions.
+    /// Memory held for all sessions: the table's and the listener's.
     pub memcap: u64,
     /// Live sessions.
     pub max_sessions: usize,
@@ -92,6 +107,11 @@ pub struct FlowStats {
     pub evicted: u64,
     /// Sessions evicted to stay within `memcap`.
     pub evicted_memcap: u64,
+    /// Of the sessions evicted (for either bound), those never answered.
+    pub evicted_unanswered: u64,
+    /// Of the sessions evicted (for either bound), those already closed by FIN or RST and
+    /// lingering for their last packets (they are also counted as closed).
+    pub evicted_closed: u64,
     /// Sessions ended because a new SYN reused their 4-tuple.
     pub reused: u64,
     /// Sessions still open at the end of the capture.
@@ -104,6 +124,8 @@ pub struct FlowStats {
     pub ooo_overflows: u64,
     /// Sessions whose buffers were flushed (as gaps) because of the memcap.
     pub memcap_flushes: u64,
+    /// Most memory held at once, as the memcap counts it (the table's and the listener's).
+    pub max_memory_bytes: u64,
     /// Retransmitted bytes.
     pub retransmitted: u64,
     /// Conflicting overlap bytes (first wins).
@@ -114,86 +136,18 @@ pub struct FlowStats {
     pub segments: u64,
 }
 
-const NIL: u32 = u32::MAX;
-
-/// One session in the table.
-#[derive(Debug)]
-struct Session {
-    info: SessionInfo,
-    half: [HalfStream; 2],
-    dirs: [DirStats; 2],
-    synack: bool,
-    rst: bool,
-    /// `session_end` was emitted.
-    ended: Option<EndReason>,
-    /// Last ACK number sent by each direction (acknowledging the other).
-    acked: [Option<SeqNum>; 2],
-    last_dir: Option<Direction>,
-    last_ts: Timestamp,
-    /// Memory accounted to this session in the table's total.
-    mem: u64,
-    prev: u32,
-    next: u32,
+/// Which bound an eviction keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Bound {
+    Sessions,
+    Memory,
 }
 
-/// Forwards one direction's reassembly events to the listener, with monologue tracking.
-struct Emit<'a, L: Listener + ?Sized> {
-    listener: &'a mut L,
-    info: &'a SessionInfo,
-    last_dir: &'a mut Option<Direction>,
-    dir: Direction,
-    ts: Timestamp,
-}
-
-impl<L: Listener + ?Sized> Emit<'_, L> {
-    fn turn(&mut self) {
-        if *self.last_dir != Some(self.dir) {
-            if let Some(d) = *self.last_dir {
-                self.listener.monologue_end(self.info, d, self.ts);
-            }
-            *self.last_dir = Some(self.dir);
-        }
-    }
-}
-
-impl<L: Listener + ?Sized> Sink for Emit<'_, L> {
-    fn data(&mut self, offset: u64, bytes: &[u8]) {
-        self.turn();
-        self.listener
-            .data(self.info, self.dir, offset, bytes, self.ts);
-    }
-    fn gap(&mut self, offset: u64, len: u64) {
-        self.turn();
-        self.listener.gap(self.info, self.dir, offset, len, self.ts);
-    }
-    fn conflict(&mut self, offset: u64, len: u64) {
-        self.listener
-            .overlap_conflict(self.info, self.dir, offset, len, self.ts);
-    }
-}
-
-macro_rules! emit {
-    ($s:expr, $l:expr, $dir:expr, $ts:expr) => {
-        Emit {
-            listener: &mut *$l,
-            info: &$s.info,
-            last_dir: &mut $s.last_dir,
-            dir: $dir,
-            ts: $ts,
-        }
-    };
-}
-
-const fn dir_of(i: usize) -> Direction {
-    if i == 0 {
-        Direction::Orig
-    } else {
-        Direction::Resp
-    }
-}
-
-fn well_known(port: u16) -> bool {
-    port < 1024 || matches!(port, 3128 | 8000 | 8008 | 8080 | 8443 | 8888)
+/// One eviction list: `head` is the most recently active session, `tail` the least.
+#[derive(Clone, Copy, Debug)]
+struct List {
+    head: u32,
+    tail: u32,
 }
 
 /// Client and server of a session whose first packet is `seg`.
@@ -214,179 +168,34 @@ fn orient(seg: &Segment<'_>) -> (SocketAddr, SocketAddr) {
     }
 }
 
-impl Session {
-    fn new(info: SessionInfo, max_ooo: u64) -> Self {
-        Self {
-            info,
-            half: [HalfStream::new(max_ooo), HalfStream::new(max_ooo)],
-            dirs: [DirStats::default(), DirStats::default()],
-            synack: false,
-            rst: false,
-            ended: None,
-            acked: [None, None],
-            last_dir: None,
-            last_ts: Timestamp(0),
-            mem: 0,
-            prev: NIL,
-            next: NIL,
-        }
-    }
-
-    fn closed(&self) -> bool {
-        self.rst || self.dirs[0].fin || self.dirs[1].fin
-    }
-
-    /// Out-of-order bytes buffered, both ways: what the memcap bounds. (The retransmission
-    /// check windows, at most 2 × [`crate::tcp::assembler::CHECK_WINDOW`] per session, are
-    /// bounded by `max_sessions` instead.)
-    fn memory(&self) -> u64 {
-        self.half[0].assembler().buffered() + self.half[1].assembler().buffered()
-    }
-
-    /// Process one segment. Returns `true` when this closed the session.
-    fn segment<L: Listener + ?Sized>(
-        &mut self,
-        seg: &Segment<'_>,
-        max_ooo: u64,
-        stats: &mut FlowStats,
-        l: &mut L,
-    ) -> bool {
-        let d = usize::from(seg.src != self.info.client);
-        let o = 1 - d;
-        let (dir, odir, ts, f) = (dir_of(d), dir_of(o), seg.ts, seg.flags);
-        let wire = u64::from(seg.payload_len).max(seg.payload.len() as u64);
-        self.dirs[d].packets += 1;
-        self.dirs[d].bytes += wire;
-        // Capture time running backwards means the capture itself reordered packets (a
-        // shuffled or merged file): an ACK then proves nothing about what is still to
-        // come, so it declares no gap.
-        let in_time = ts >= self.last_ts;
-        self.last_ts = self.last_ts.max(ts);
-        if self.ended.is_some() {
-            self.dirs[d].after_close += wire;
-            return false;
-        }
-        if f.has(TcpFlags::RST) {
-            self.dirs[d].after_close += wire;
-            if !self.half[d].rst_plausible(seg.seq) {
-                self.dirs[d].rst_ignored += 1;
-                return false;
-            }
-            self.rst = true;
-            self.end(EndReason::Rst, ts, l);
-            return true;
-        }
-        if f.has(TcpFlags::SYN) {
-            self.dirs[d].syn = true;
-            self.half[d].set_isn(seg.seq);
-            if f.has(TcpFlags::ACK) {
-                self.synack = true;
-                self.half[o].set_isn(seg.ack - 1);
-            }
-        } else if self.half[d].base().is_none() && (wire > 0 || f.has(TcpFlags::FIN)) {
-            // Mid-stream: start where the peer said it expects us, if that is not after
-            // this segment; else here.
-            let start = match self.acked[o] {
-                Some(a) if (0..1 << 30).contains(&seg.seq.distance_from(a)) => a,
-                _ => seg.seq,
-            };
-            self.half[d].pick_up_at(start);
-        }
-        let data_seq = if f.has(TcpFlags::SYN) {
-            seg.seq + 1
-        } else {
-            seg.seq
-        };
-        if wire > 0 {
-            let mut e = emit!(self, l, dir, ts);
-            if self.half[d]
-                .data(data_seq, seg.payload, seg.payload_len, &mut e)
-                .is_err()
-            {
-                stats.ooo_overflows += 1;
-                while self.half[d].assembler().buffered() > max_ooo
-                    && self.half[d].skip_hole(&mut e)
-                {}
-            }
-        }
-        if f.has(TcpFlags::FIN) {
-            self.dirs[d].fin = true;
-            self.half[d].fin_at(data_seq + seg.payload_len.max(seg.payload.len() as u32));
-        }
-        if f.has(TcpFlags::ACK) {
-            self.acked[d] = Some(seg.ack);
-        }
-        if f.has(TcpFlags::ACK) && in_time {
-            let mut e = emit!(self, l, odir, ts);
-            self.half[o].ack(seg.ack, &mut e);
-        }
-        if self.half[0].is_done() && self.half[1].is_done() {
-            self.end(EndReason::Fin, ts, l);
-            return true;
-        }
-        false
-    }
-
-    /// Flush both directions (gaps for what is missing) and emit the end events, once.
-    fn end<L: Listener + ?Sized>(&mut self, reason: EndReason, ts: Timestamp, l: &mut L) {
-        if self.ended.is_some() {
-            return;
-        }
-        for i in 0..2 {
-            let mut e = emit!(self, l, dir_of(i), ts);
-            self.half[i].finish(&mut e);
-        }
-        if let Some(d) = self.last_dir {
-            l.monologue_end(&self.info, d, ts);
-        }
-        l.session_end(&self.info, reason, ts);
-        self.ended = Some(reason);
-    }
-
-    /// Deliver what is buffered, declaring the holes before it gaps (memory pressure).
-    fn flush<L: Listener + ?Sized>(&mut self, ts: Timestamp, l: &mut L) {
-        for i in 0..2 {
-            let mut e = emit!(self, l, dir_of(i), ts);
-            while self.half[i].skip_hole(&mut e) {}
-        }
-    }
-
-    fn final_stats(&self, state: SessionState) -> SessionStats {
-        let mut dirs = self.dirs.clone();
-        for (i, d) in dirs.iter_mut().enumerate() {
-            d.asm = self.half[i].assembler().stats().clone();
-            d.after_close += self.half[i].after_fin;
-            d.before_start = self.half[i].before_start;
-        }
-        let [orig, resp] = dirs;
-        SessionStats {
-            orig,
-            resp,
-            handshake: self.dirs[0].syn && self.synack,
-            state,
-            last: self.last_ts,
-        }
-    }
+fn well_known(port: u16) -> bool {
+    port < 1024 || matches!(port, 3128 | 8000 | 8008 | 8080 | 8443 | 8888)
 }
 
 /// The session table. Feed it segments with [`FlowTable::process`]; call
 /// [`FlowTable::finish`] at the end of the capture.
 ///
 /// # Invariant
-/// - `map` and the occupied `slots` hold the same sessions; `free` lists the empty slots.
-/// - The LRU list (`head` = most recently active … `tail`) links every occupied slot once.
-/// - `memory` is the sum of each session's `mem`, which is its buffered bytes as of its
-///   last packet.
+/// - `index` holds the slot of every occupied slot of `slots`, once, under the hash of
+///   its 4-tuple; `free` lists the empty slots.
+/// - Each occupied slot is linked into exactly one of `lists`, the one of its `class`,
+///   each list ordered from most (`head`) to least (`tail`) recently active.
+/// - `memory` is the sum of [`Session::memory`] over the occupied slots.
+/// - `due` is at most the deadline of every list's tail (see [`Self::deadline`]): until
+///   then nothing can expire.
 #[derive(Debug)]
 pub struct FlowTable {
     cfg: FlowConfig,
-    map: HashMap<FlowKey, u32, KeyHasher>,
+    /// The idle timeout and the linger of closed sessions, in ns.
+    idle: u64,
+    linger: u64,
+    due: u64,
+    hasher: KeyHasher,
+    index: HashTable<u32>,
     slots: Vec<Option<Session>>,
     free: Vec<u32>,
-    head: u32,
-    tail: u32,
-    /// Closed sessions: (deadline, slot, stream), roughly in deadline order.
-    closed: VecDeque<(Timestamp, u32, u64)>,
+    /// By [`Class`].
+    lists: [List; 3],
     next_stream: u64,
     memory: u64,
     stats: FlowStats,
@@ -397,12 +206,17 @@ impl FlowTable {
     pub fn new(cfg: &FlowConfig) -> Self {
         Self {
             cfg: cfg.clone(),
-            map: HashMap::with_hasher(KeyHasher::default()),
+            idle: cfg.idle_timeout.as_nanos() as u64,
+            linger: CLOSED_LINGER.min(cfg.idle_timeout).as_nanos() as u64,
+            due: u64::MAX,
+            hasher: KeyHasher::default(),
+            index: HashTable::new(),
             slots: Vec::new(),
             free: Vec::new(),
-            head: NIL,
-            tail: NIL,
-            closed: VecDeque::new(),
+            lists: [List {
+                head: NIL,
+                tail: NIL,
+            }; 3],
             next_stream: 0,
             memory: 0,
             stats: FlowStats::default(),
@@ -416,15 +230,16 @@ impl FlowTable {
 
     /// Sessions in the table (closed ones lingering included).
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.index.len()
     }
 
     /// No sessions.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.index.is_empty()
     }
 
-    /// Bytes buffered across all sessions.
+    /// Memory the table holds for its sessions: entries, reassembly state, buffered bytes
+    /// (the listener's share is not included).
     pub const fn memory(&self) -> u64 {
         self.memory
     }
@@ -433,42 +248,65 @@ impl FlowTable {
         self.slots[i as usize].as_mut().expect("occupied slot")
     }
 
+    fn hash(&self, a: SocketAddr, b: SocketAddr) -> u64 {
+        self.hasher.hash_one(FlowKey::new(a, b))
+    }
+
+    /// When session `i`, last active at its `last_ts`, expires in its list.
+    fn deadline(&self, i: u32) -> u64 {
+        let s = self.slots[i as usize].as_ref().expect("occupied slot");
+        let wait = if s.class == Class::Closed {
+            self.linger
+        } else {
+            self.idle
+        };
+        s.last_ts.0.saturating_add(wait)
+    }
+
     fn unlink(&mut self, i: u32) {
-        let (p, n) = {
+        let (p, n, c) = {
             let s = self.session(i);
-            (s.prev, s.next)
+            (s.prev, s.next, s.class as usize)
         };
         if p == NIL {
-            self.head = n;
+            self.lists[c].head = n;
         } else {
             self.session(p).next = n;
         }
         if n == NIL {
-            self.tail = p;
+            self.lists[c].tail = p;
+            if p != NIL {
+                self.due = self.due.min(self.deadline(p));
+            }
         } else {
             self.session(n).prev = p;
         }
     }
 
-    fn push_front(&mut self, i: u32) {
-        let h = self.head;
+    fn push_front(&mut self, i: u32, class: Class) {
+        let c = class as usize;
+        let h = self.lists[c].head;
         {
             let s = self.session(i);
             s.prev = NIL;
             s.next = h;
+            s.class = class;
         }
         if h == NIL {
-            self.tail = i;
+            self.lists[c].tail = i;
+            self.due = self.due.min(self.deadline(i));
         } else {
             self.session(h).prev = i;
         }
-        self.head = i;
+        self.lists[c].head = i;
     }
 
-    fn touch(&mut self, i: u32) {
-        if self.head != i {
+    /// Session `i` was active: to the front of the list of its (maybe new) class.
+    fn touch(&mut self, i: u32, class: Class) {
+        let s = self.session(i);
+        if s.class != class || self.lists[class as usize].head != i {
             self.unlink(i);
-            self.push_front(i);
+            self.push_front(i, class);
         }
     }
 
@@ -476,56 +314,96 @@ impl FlowTable {
     pub fn process<L: Listener + ?Sized>(&mut self, seg: &Segment<'_>, l: &mut L) {
         self.stats.segments += 1;
         self.expire(seg.ts, l);
-        let key = FlowKey::new(seg.src, seg.dst);
+        let hash = self.hash(seg.src, seg.dst);
         let syn_only = seg.flags.has(TcpFlags::SYN) && !seg.flags.has(TcpFlags::ACK);
-        let i = match self.map.get(&key).copied() {
+        let slots = &self.slots;
+        let found = self
+            .index
+            .find(hash, |&j| {
+                slots[j as usize]
+                    .as_ref()
+                    .is_some_and(|s| s.is_between(seg.src, seg.dst))
+            })
+            .copied();
+        let i = match found {
             Some(i) => {
                 let s = self.session(i);
                 let d = usize::from(seg.src != s.info.client);
-                if syn_only && s.closed() && s.half[d].isn() != Some(seg.seq) {
+                if syn_only && s.closed() && s.isn(d) != Some(seg.seq) {
                     self.stats.reused += 1;
                     self.remove(i, EndReason::Reused, seg.ts, l);
-                    self.create(key, seg, l)
+                    self.create(hash, seg, l)
                 } else {
                     i
                 }
             }
-            None => self.create(key, seg, l),
+            None => self.create(hash, seg, l),
         };
-        self.touch(i);
         let max_ooo = self.cfg.max_ooo_bytes;
-        let linger = Timestamp(CLOSED_LINGER.min(self.cfg.idle_timeout).as_nanos() as u64);
         let s = self.slots[i as usize].as_mut().expect("occupied slot");
-        if s.segment(seg, max_ooo, &mut self.stats, l) {
-            self.closed
-                .push_back((Timestamp(seg.ts.0 + linger.0), i, s.info.stream));
-        }
-        let mem = s.memory();
-        self.memory = self.memory - s.mem + mem;
-        s.mem = mem;
-        if self.memory > self.cfg.memcap {
-            self.relieve(i, seg.ts, l);
+        s.segment(seg, max_ooo, &mut self.stats, l);
+        let (before, after) = s.recount();
+        let class = s.class();
+        self.memory = self.memory - before + after;
+        self.touch(i, class);
+        self.check_memory(i, seg.ts, l);
+    }
+
+    /// Over the memcap, give sessions up in the order of the module docs; session `i`,
+    /// the one that pushed over, stays.
+    fn check_memory<L: Listener + ?Sized>(&mut self, i: u32, ts: Timestamp, l: &mut L) {
+        let mut total = self.memory + l.memory_in_use();
+        self.stats.max_memory_bytes = self.stats.max_memory_bytes.max(total);
+        let mut flushed = false;
+        while total > self.cfg.memcap {
+            if let Some(v) = self.victim(i, &[Class::Closed, Class::Attempt]) {
+                self.evict(v, Bound::Memory, ts, l);
+            } else if !flushed {
+                flushed = true;
+                let s = self.session(i);
+                if s.buffered() > 0 {
+                    s.flush(ts, l);
+                    let (before, after) = s.recount();
+                    self.memory = self.memory - before + after;
+                    self.stats.memcap_flushes += 1;
+                }
+            } else if let Some(v) = self.victim(i, &[Class::Live]) {
+                self.evict(v, Bound::Memory, ts, l);
+            } else {
+                break;
+            }
+            total = self.memory + l.memory_in_use();
         }
     }
 
-    /// Over the memcap: flush session `i`, then evict the least recently active others.
-    fn relieve<L: Listener + ?Sized>(&mut self, i: u32, ts: Timestamp, l: &mut L) {
-        self.stats.memcap_flushes += 1;
-        let s = self.session(i);
-        s.flush(ts, l);
-        let mem = s.memory();
-        let old = std::mem::replace(&mut s.mem, mem);
-        self.memory = self.memory - old + mem;
-        while self.memory > self.cfg.memcap && self.tail != i && self.tail != NIL {
-            self.stats.evicted_memcap += 1;
-            self.remove(self.tail, EndReason::Evicted, ts, l);
-        }
+    /// The least recently active session of the first of `classes` that has one, other
+    /// than `keep`. (`keep` was just moved to the front of its list: if it is a tail, it is
+    /// alone there.)
+    fn victim(&self, keep: u32, classes: &[Class]) -> Option<u32> {
+        classes
+            .iter()
+            .map(|&c| self.lists[c as usize].tail)
+            .find(|&t| t != NIL && t != keep)
     }
 
-    fn create<L: Listener + ?Sized>(&mut self, key: FlowKey, seg: &Segment<'_>, l: &mut L) -> u32 {
-        if self.map.len() >= self.cfg.max_sessions && self.tail != NIL {
-            self.stats.evicted += 1;
-            self.remove(self.tail, EndReason::Evicted, seg.ts, l);
+    fn evict<L: Listener + ?Sized>(&mut self, v: u32, bound: Bound, ts: Timestamp, l: &mut L) {
+        match bound {
+            Bound::Sessions => self.stats.evicted += 1,
+            Bound::Memory => self.stats.evicted_memcap += 1,
+        }
+        match self.session(v).class {
+            Class::Closed => self.stats.evicted_closed += 1,
+            Class::Attempt => self.stats.evicted_unanswered += 1,
+            Class::Live => {}
+        }
+        self.remove(v, EndReason::Evicted, ts, l);
+    }
+
+    fn create<L: Listener + ?Sized>(&mut self, hash: u64, seg: &Segment<'_>, l: &mut L) -> u32 {
+        if self.index.len() >= self.cfg.max_sessions
+            && let Some(v) = self.victim(NIL, &Class::ALL)
+        {
+            self.evict(v, Bound::Sessions, seg.ts, l);
         }
         let (client, server) = orient(seg);
         let info = SessionInfo {
@@ -538,8 +416,8 @@ impl FlowTable {
         self.next_stream += 1;
         self.stats.sessions += 1;
         l.session_start(&info, seg.ts);
-        let mut s = Session::new(info, self.cfg.max_ooo_bytes);
-        s.last_ts = seg.ts;
+        let s = Session::new(info, seg.ts);
+        self.memory += s.memory();
         let i = if let Some(i) = self.free.pop() {
             self.slots[i as usize] = Some(s);
             i
@@ -547,9 +425,13 @@ impl FlowTable {
             self.slots.push(Some(s));
             (self.slots.len() - 1) as u32
         };
-        self.map.insert(key, i);
-        self.push_front(i);
-        self.stats.max_live = self.stats.max_live.max(self.map.len() as u64);
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.index.insert_unique(hash, i, |&j| {
+            let s = slots[j as usize].as_ref().expect("indexed slot");
+            hasher.hash_one(FlowKey::new(s.info.client, s.info.server))
+        });
+        self.push_front(i, Class::Attempt);
+        self.stats.max_live = self.stats.max_live.max(self.index.len() as u64);
         i
     }
 
@@ -564,8 +446,12 @@ impl FlowTable {
         self.unlink(i);
         let mut s = self.slots[i as usize].take().expect("occupied slot");
         self.free.push(i);
-        self.map.remove(&FlowKey::new(s.info.client, s.info.server));
-        self.memory -= s.mem;
+        let hash = self.hash(s.info.client, s.info.server);
+        self.index
+            .find_entry(hash, |&j| j == i)
+            .expect("indexed slot")
+            .remove();
+        self.memory -= s.memory();
         let state = match s.ended {
             Some(EndReason::Fin) => SessionState::Fin,
             Some(EndReason::Rst) => SessionState::Rst,
@@ -597,35 +483,32 @@ impl FlowTable {
     }
 
     /// End sessions idle since before `now - idle_timeout`, and closed sessions whose
-    /// linger is over.
+    /// linger is over, those that expired first first. O(1) while nothing is due.
     pub fn expire<L: Listener + ?Sized>(&mut self, now: Timestamp, l: &mut L) {
-        let idle = self.cfg.idle_timeout.as_nanos() as u64;
-        while self.tail != NIL {
-            let t = self.tail;
-            let last = self.session(t).last_ts;
-            if last.0.saturating_add(idle) >= now.0 {
-                break;
-            }
-            self.remove(t, EndReason::Timeout, now, l);
+        if self.due >= now.0 {
+            return;
         }
-        while let Some(&(deadline, i, stream)) = self.closed.front() {
-            if deadline >= now {
-                break;
+        loop {
+            // The earliest deadline among the lists' tails.
+            let mut first: Option<(u64, u32)> = None;
+            for class in Class::ALL {
+                let t = self.lists[class as usize].tail;
+                if t != NIL {
+                    let at = self.deadline(t);
+                    if first.is_none_or(|(d, _)| at < d) {
+                        first = Some((at, t));
+                    }
+                }
             }
-            self.closed.pop_front();
-            let linger = CLOSED_LINGER.min(self.cfg.idle_timeout).as_nanos() as u64;
-            let Some(s) = self.slots[i as usize].as_ref() else {
-                continue;
-            };
-            if s.info.stream != stream {
-                continue;
-            }
-            let due = Timestamp(s.last_ts.0 + linger);
-            if due >= now {
-                self.closed.push_back((due, i, stream));
-            } else {
-                let reason = s.ended.unwrap_or(EndReason::Timeout);
-                self.remove(i, reason, now, l);
+            match first {
+                Some((at, t)) if at < now.0 => {
+                    let reason = self.session(t).ended.unwrap_or(EndReason::Timeout);
+                    self.remove(t, reason, now, l);
+                }
+                _ => {
+                    self.due = first.map_or(u64::MAX, |(at, _)| at);
+                    break;
+                }
             }
         }
     }
@@ -644,7 +527,6 @@ impl FlowTable {
             let ts = now.max(self.session(i).last_ts);
             self.remove(i, EndReason::EndOfCapture, ts, l);
         }
-        self.closed.clear();
     }
 }
 

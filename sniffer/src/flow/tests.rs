@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::*;
+use crate::{listener::Direction, wire::SeqNum};
 
 const S: u8 = TcpFlags::SYN;
 const A: u8 = TcpFlags::ACK;
@@ -342,28 +343,428 @@ fn idle_timeout_ends_and_a_later_packet_opens_a_new_session() {
 }
 
 #[test]
-fn ooo_bound_and_memcap_end_in_counted_gaps_and_evictions() {
+fn ooo_bound_ends_in_a_counted_gap() {
     let cfg = FlowConfig {
         max_ooo_bytes: 8,
-        memcap: 12,
         ..FlowConfig::default()
     };
-    let c2 = "10.0.0.3:40000";
     let segs = [
         seg(1, C, SV, 100, 0, S, b""),
         seg(1, C, SV, 111, 0, A, b"0123456789"), // 10 > 8: gap of 10 at once
-        seg(1, c2, SV, 100, 0, S, b""),
-        seg(1, c2, SV, 111, 0, A, b"abcdef"),
-        seg(1, C, SV, 200, 0, A, b"ABCDEFGH"), // 14 buffered in all > 12
     ];
     let (t, r) = run(&cfg, &segs);
     assert_eq!(t.stats().ooo_overflows, 1);
-    assert_eq!(r.gaps[0], (0, Direction::Orig, 0, 10));
-    assert_eq!(r.text(0, Direction::Orig), "0123456789ABCDEFGH");
-    assert_eq!(t.stats().memcap_flushes, 1);
-    assert_eq!(t.stats().evicted_memcap, 0, "flushing session 0 was enough");
-    assert_eq!(r.text(1, Direction::Orig), "abcdef");
+    assert_eq!(r.gaps, [(0, Direction::Orig, 0, 10)]);
+    assert_eq!(r.text(0, Direction::Orig), "0123456789");
     assert_eq!(t.memory(), 0);
+}
+
+const C2: &str = "10.0.0.3:40000";
+
+/// Handshakes of C and C2 with SV (ISNs 100 and 900), both established.
+fn two_established<'a>() -> Vec<Segment<'a>> {
+    let mut v = Vec::new();
+    for c in [C, C2] {
+        v.push(seg(1, c, SV, 100, 0, S, b""));
+        v.push(seg(1, SV, c, 900, 101, S | A, b""));
+        v.push(seg(1, c, SV, 101, 901, A, b""));
+    }
+    v
+}
+
+#[test]
+fn memcap_flushes_the_session_over_it_then_evicts_the_least_recent_established() {
+    let mut t = FlowTable::new(&FlowConfig::default());
+    let mut r = Rec::default();
+    for s in &two_established() {
+        t.process(s, &mut r);
+    }
+    assert_eq!(
+        t.memory(),
+        2 * SESSION_ENTRY_BYTES,
+        "no data yet, no streams"
+    );
+    t.process(&seg(1, C, SV, 101, 901, A, b"0123"), &mut r);
+    // The next segment of C comes out of order; its 8 bytes and their chunk go over.
+    t.cfg.memcap = t.memory() + 40;
+    t.process(&seg(1, C, SV, 111, 901, A, b"ABCDEFGH"), &mut r);
+    assert_eq!(t.stats().memcap_flushes, 1);
+    assert_eq!(t.stats().evicted_memcap, 0, "flushing C was enough");
+    assert_eq!(r.gaps, [(0, Direction::Orig, 4, 6)]);
+    assert_eq!(r.text(0, Direction::Orig), "0123ABCDEFGH");
+    assert!(t.memory() <= t.cfg.memcap);
+    // Now C2 talks, over a cap lowered below what is held: nothing to flush in C2, so C,
+    // the least recently active established session, goes.
+    t.cfg.memcap = t.memory() - 1;
+    t.process(&seg(2, C2, SV, 101, 901, A, b"x"), &mut r);
+    assert_eq!(
+        (t.stats().evicted_memcap, t.stats().evicted_unanswered),
+        (1, 0)
+    );
+    assert_eq!(r.stats[&0].state, SessionState::Evicted);
+    assert_eq!(t.len(), 1);
+    assert_eq!(
+        t.memory(),
+        t.slots.iter().flatten().map(Session::memory).sum::<u64>()
+    );
+}
+
+/// Client `i` of a flood.
+fn flooder(i: u32) -> SocketAddr {
+    SocketAddr::from(([10, 1, (i >> 8) as u8, i as u8], 1024 + (i % 60000) as u16))
+}
+
+/// A download, established and carrying data, then silent, then a flood of SYNs: under
+/// either bound the flood displaces itself, never the download. (Least recently active
+/// alone would have evicted the download first.)
+#[test]
+fn a_syn_flood_displaces_itself_not_a_quiet_download() {
+    for by_memory in [false, true] {
+        let mut t = FlowTable::new(&FlowConfig::default());
+        let mut r = Rec::default();
+        for s in &exchange(1, 100, 900, b"GET /song", b"ID3")[..5] {
+            t.process(s, &mut r);
+        }
+        const KEEP: u64 = 50;
+        if by_memory {
+            t.cfg.memcap = t.memory() + KEEP * SESSION_ENTRY_BYTES;
+        } else {
+            t.cfg.max_sessions = KEEP as usize + 1;
+        }
+        const N: u32 = 5000;
+        for i in 0..N {
+            t.process(&seg(2, &flooder(i).to_string(), SV, i, 0, S, b""), &mut r);
+            assert!(t.len() as u64 <= KEEP + 1);
+            assert!(t.memory() <= t.cfg.memcap);
+        }
+        let st = t.stats().clone();
+        let evicted = u64::from(N) - KEEP;
+        assert_eq!(st.evicted_unanswered, evicted, "by memory: {by_memory}");
+        assert_eq!(st.evicted_closed, 0);
+        if by_memory {
+            assert_eq!((st.evicted, st.evicted_memcap), (0, evicted));
+        } else {
+            assert_eq!((st.evicted, st.evicted_memcap), (evicted, 0));
+        }
+        // The oldest SYNs went first: streams 1 ..= N - KEEP.
+        let gone: Vec<u64> = r.stats.keys().copied().collect();
+        assert_eq!(gone, (1..=evicted).collect::<Vec<_>>());
+        // The download is still there, and ends whole.
+        let rest = &exchange(1, 100, 900, b"GET /song", b"ID3")[5..];
+        for s in rest {
+            t.process(
+                &Segment {
+                    ts: Timestamp(3_000_000_000),
+                    ..*s
+                },
+                &mut r,
+            );
+        }
+        t.finish(Timestamp(3_000_000_000), &mut r);
+        assert_eq!(r.stats[&0].state, SessionState::Fin);
+        assert_eq!(r.text(0, Direction::Resp), "ID3");
+    }
+}
+
+#[test]
+fn closed_sessions_go_before_attempts_and_attempts_before_established() {
+    let cfg = FlowConfig {
+        max_sessions: 3,
+        ..FlowConfig::default()
+    };
+    let mut t = FlowTable::new(&cfg);
+    let mut r = Rec::default();
+    // Stream 0: a whole exchange, closed and lingering.
+    for s in &exchange(1, 100, 900, b"GET", b"OK") {
+        t.process(s, &mut r);
+    }
+    // Stream 1: established, quiet. Stream 2: a SYN.
+    let (c1, c2) = ("10.0.0.5:1000", "10.0.0.6:1000");
+    t.process(&seg(1, c1, SV, 5, 0, S, b""), &mut r);
+    t.process(&seg(1, SV, c1, 7, 6, S | A, b""), &mut r);
+    t.process(&seg(1, c1, SV, 6, 8, A, b""), &mut r);
+    t.process(&seg(2, c2, SV, 5, 0, S, b""), &mut r);
+    let evicted = |r: &Rec| -> Vec<u64> {
+        r.log
+            .iter()
+            .filter_map(|l| {
+                l.strip_suffix(" evicted")?
+                    .strip_prefix("end ")?
+                    .parse()
+                    .ok()
+            })
+            .collect()
+    };
+    // Each new SYN needs a place: the closed session first (its end was already told, so
+    // it is not ended again), then the oldest attempt, then the established one.
+    let syn = |i: u32| seg(3, &flooder(i).to_string(), SV, 1, 0, S, b"");
+    t.process(&syn(0), &mut r);
+    assert!(r.stats.contains_key(&0));
+    assert_eq!(r.stats[&0].state, SessionState::Fin);
+    assert_eq!((t.stats().evicted, t.stats().evicted_closed), (1, 1));
+    t.process(&syn(1), &mut r);
+    t.process(&syn(2), &mut r);
+    assert_eq!(evicted(&r), [2, 3]);
+    assert_eq!(t.stats().evicted_unanswered, 2);
+    assert!(!r.stats.contains_key(&1), "the established session stays");
+    // Only established sessions left besides the new SYN... none: make stream 1 the
+    // oldest of two established ones, then flood once more.
+    t.process(
+        &seg(4, flooder(2).to_string().as_str(), SV, 1, 0, S, b""),
+        &mut r,
+    );
+    let sv_syn_ack = seg(4, SV, &flooder(2).to_string(), 50, 2, S | A, b"");
+    t.process(&sv_syn_ack, &mut r);
+    t.process(&seg(4, &flooder(2).to_string(), SV, 2, 51, A, b""), &mut r);
+    t.process(&syn(3), &mut r);
+    assert_eq!(
+        evicted(&r),
+        [2, 3, 4],
+        "the attempt before anything established"
+    );
+    // Stream 6, syn(3), answers too: established sessions only, 1 the least recent.
+    t.process(
+        &seg(4, SV, &flooder(3).to_string(), 50, 2, S | A, b""),
+        &mut r,
+    );
+    t.process(&seg(4, &flooder(3).to_string(), SV, 2, 51, A, b""), &mut r);
+    t.process(&syn(4), &mut r);
+    assert_eq!(evicted(&r), [2, 3, 4, 1], "then the least recently active");
+    assert_eq!(t.stats().evicted, 5);
+    assert_eq!(t.stats().evicted_unanswered, 3);
+}
+
+/// A capture whose time runs backwards: the list's tail is not always the oldest session.
+/// What becomes the tail still expires when its time comes, as the idle check of the tail
+/// has always done.
+#[test]
+fn expiry_follows_the_tail_when_capture_time_runs_backwards() {
+    let cfg = FlowConfig {
+        idle_timeout: Duration::from_secs(60),
+        ..FlowConfig::default()
+    };
+    let (a, b, c) = ("10.0.0.7:1000", "10.0.0.8:1000", "10.0.0.9:1000");
+    let segs = [
+        seg(100, a, SV, 1, 0, S, b""),
+        seg(50, b, SV, 1, 0, S, b""),  // stamped earlier, touched later
+        seg(101, a, SV, 1, 0, S, b""), // a to the front: b is the tail, due at 110
+        seg(111, c, SV, 1, 0, S, b""),
+    ];
+    let mut t = FlowTable::new(&cfg);
+    let mut r = Rec::default();
+    for s in &segs {
+        t.process(s, &mut r);
+    }
+    assert_eq!(r.log, ["start 0", "start 1", "end 1 timeout", "start 2"]);
+    assert_eq!(t.stats().timed_out, 1);
+}
+
+#[test]
+fn a_syn_only_session_costs_its_entry_and_nothing_more() {
+    let mut t = FlowTable::new(&FlowConfig::default());
+    let mut r = Rec::default();
+    t.process(&seg(1, C, SV, 100, 0, S, b""), &mut r);
+    t.process(&seg(2, C, SV, 100, 0, S, b""), &mut r);
+    assert_eq!(t.memory(), SESSION_ENTRY_BYTES);
+    // A SYN-ACK and the ACK of the handshake allocate nothing either.
+    t.process(&seg(2, SV, C, 900, 101, S | A, b""), &mut r);
+    t.process(&seg(2, C, SV, 101, 901, A, b""), &mut r);
+    assert_eq!(t.memory(), SESSION_ENTRY_BYTES);
+    // Data does.
+    t.process(&seg(2, C, SV, 101, 901, A, b"G"), &mut r);
+    assert!(t.memory() > SESSION_ENTRY_BYTES + SESSION_STREAMS_BYTES);
+    t.finish(Timestamp(3_000_000_000), &mut r);
+    assert_eq!(t.memory(), 0);
+    assert_eq!(r.text(0, Direction::Orig), "G");
+}
+
+/// The flow table against an obviously correct model of its eviction and expiry order:
+/// sessions that only handshake, talk without data and close by RST, in random order, as
+/// time moves on (sometimes past the linger of closed sessions, or the idle timeout),
+/// under a session bound and then a memory bound.
+#[test]
+fn eviction_order_randomized_against_a_model() {
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+
+    #[derive(Clone, Debug)]
+    struct M {
+        stream: u64,
+        client: u32,
+        synack: bool,
+        spoke: [bool; 2],
+        closed: bool,
+        isn: u32,
+        touched: u64,
+        last: u64,
+    }
+    impl M {
+        fn deadline(&self) -> u64 {
+            self.last + if self.closed { 30 } else { 60 }
+        }
+        fn rank(&self) -> u8 {
+            if self.closed {
+                0
+            } else if self.spoke[0] && self.spoke[1] {
+                2
+            } else {
+                1
+            }
+        }
+    }
+    /// Sessions leaving the table, in order: evicted, reused or expired.
+    #[derive(Default)]
+    struct Left(Vec<u64>);
+    impl Listener for Left {
+        fn session_stats(&mut self, s: &SessionInfo, _: &SessionStats) {
+            self.0.push(s.stream);
+        }
+    }
+
+    let mut rng = StdRng::seed_from_u64(0x12);
+    for round in 0..200 {
+        let by_memory = round % 2 == 1;
+        let cap = rng.random_range(1..8usize);
+        let cfg = FlowConfig {
+            max_sessions: if by_memory { usize::MAX } else { cap },
+            memcap: if by_memory {
+                cap as u64 * SESSION_ENTRY_BYTES + SESSION_ENTRY_BYTES / 2
+            } else {
+                u64::MAX
+            },
+            idle_timeout: Duration::from_secs(60),
+            ..FlowConfig::default()
+        };
+        let mut t = FlowTable::new(&cfg);
+        let mut l = Left::default();
+        let mut now = 1;
+        let mut model: Vec<M> = Vec::new();
+        let (mut expected, mut closed_ev, mut attempt_ev) = (Vec::new(), 0, 0);
+        let mut next_stream = 0;
+        let clients = rng.random_range(2..14u32);
+        for step in 0..300u64 {
+            now += [0, 0, 0, 1, 5, 20, 31, 61][rng.random_range(0..8)];
+            // Expired first: the earliest deadline, closed before the rest, then the least
+            // recently active.
+            while let Some(k) = model
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| m.deadline() < now)
+                .min_by_key(|(_, m)| (m.deadline(), m.rank(), m.touched))
+                .map(|(k, _)| k)
+            {
+                expected.push(model.remove(k).stream);
+            }
+            let c = rng.random_range(0..clients);
+            let client = SocketAddr::from(([10, 2, 0, c as u8], 5000));
+            let cs = client.to_string();
+            let live = model.iter().position(|m| m.client == c);
+            let kind = rng.random_range(0..6);
+            let new_isn = rng.random::<u32>();
+            // What the table is sent, and what the model expects of it.
+            let (segment, new_session) = match live.map(|k| model[k].clone()) {
+                None => (seg(now, &cs, SV, new_isn, 0, S, b""), true),
+                Some(m) => match kind {
+                    0 => (seg(now, &cs, SV, m.isn, 0, S, b""), false),
+                    1 => (
+                        seg(now, &cs, SV, new_isn, 0, S, b""),
+                        m.closed && new_isn != m.isn,
+                    ),
+                    2 => (
+                        seg(now, SV, &cs, 7000, m.isn.wrapping_add(1), S | A, b""),
+                        false,
+                    ),
+                    3 => (
+                        seg(now, &cs, SV, m.isn.wrapping_add(1), 7001, A, b""),
+                        false,
+                    ),
+                    4 => (seg(now, SV, &cs, 7001, 0, R, b""), false),
+                    _ => (
+                        seg(now, SV, &cs, 7001, m.isn.wrapping_add(1), A, b""),
+                        false,
+                    ),
+                },
+            };
+            if let Some(k) = live.filter(|_| new_session) {
+                expected.push(model.remove(k).stream); // reused: ended, not evicted
+            }
+            let victim = |model: &Vec<M>, keep: Option<u64>| {
+                model
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, m)| Some(m.stream) != keep)
+                    .min_by_key(|(_, m)| (m.rank(), m.touched))
+                    .map(|(k, _)| k)
+            };
+            let mut evict = |model: &mut Vec<M>, k: usize| {
+                let m = model.remove(k);
+                match m.rank() {
+                    0 => closed_ev += 1,
+                    1 => attempt_ev += 1,
+                    _ => {}
+                }
+                expected.push(m.stream);
+            };
+            let k = if new_session {
+                if !by_memory && model.len() >= cap {
+                    let v = victim(&model, None).unwrap();
+                    evict(&mut model, v);
+                }
+                model.push(M {
+                    stream: next_stream,
+                    client: c,
+                    synack: false,
+                    spoke: [false; 2],
+                    closed: false,
+                    isn: segment.seq.0,
+                    touched: 0,
+                    last: now,
+                });
+                next_stream += 1;
+                model.len() - 1
+            } else {
+                live.unwrap()
+            };
+            let m = &mut model[k];
+            m.touched = step + 1;
+            m.last = now;
+            let f = segment.flags;
+            let from_client = segment.src == client;
+            let d = usize::from(!from_client);
+            if !f.has(S) || f.has(A) {
+                m.spoke[d] = true;
+            }
+            if f.has(S | A) {
+                m.synack = true;
+            }
+            if f.has(R) && !m.closed {
+                m.closed = true;
+            }
+            let current = m.stream;
+            t.process(&segment, &mut l);
+            if by_memory {
+                while model.len() > cap {
+                    let v = victim(&model, Some(current)).unwrap();
+                    evict(&mut model, v);
+                }
+            }
+            assert_eq!(l.0, expected, "round {round} step {step}");
+            assert_eq!(t.len(), model.len(), "round {round} step {step}");
+            assert_eq!(
+                t.memory(),
+                SESSION_ENTRY_BYTES * model.len() as u64,
+                "nothing here carries data"
+            );
+        }
+        let st = t.stats();
+        assert_eq!(
+            st.evicted + st.evicted_memcap + st.reused + st.timed_out + st.ended_rst,
+            expected.len() as u64 + st.evicted_closed + st.reused,
+        );
+        assert_eq!(
+            (st.evicted_closed, st.evicted_unanswered),
+            (closed_ev, attempt_ev)
+        );
+    }
 }
 
 #[test]

@@ -34,6 +34,14 @@ impl Default for Chunked {
 }
 
 impl Chunked {
+    /// Heap bytes held: the chunk-size line being gathered.
+    pub(crate) fn line_capacity(&self) -> usize {
+        match self {
+            Self::Size { line } => line.capacity(),
+            _ => 0,
+        }
+    }
+
     /// Feed framed bytes; chunk data goes to `out`. Returns the bytes consumed: less than
     /// `input.len()` only when the body ended (the rest belongs to the next message).
     ///
@@ -285,7 +293,31 @@ pub(crate) struct Decoder {
     max_ratio: u64,
 }
 
+/// What a deflate layer holds, about: inflate state with its 32 KiB window, and the
+/// writer's 32 KiB buffer.
+pub(super) const DEFLATE_LAYER_BYTES: u64 = 80 << 10;
+
+/// What a brotli layer holds, about: its input buffer, and a ring buffer as large as the
+/// window the stream asks for, up to 16 MiB; 1 MiB counted (encoders commonly use 4 MiB
+/// windows or less, and small bodies get a smaller ring).
+const BROTLI_LAYER_BYTES: u64 = (16 << 10) + (1 << 20);
+
 impl Decoder {
+    /// Memory held, estimated per layer (the libraries do not say), from the start.
+    pub(crate) fn memory(&self) -> u64 {
+        self.layers
+            .iter()
+            .map(|l| match l {
+                // Undecided soon becomes one of the other two.
+                Layer::Gzip(_)
+                | Layer::Zlib(_)
+                | Layer::RawDeflate(_)
+                | Layer::DeflateUndecided(_) => DEFLATE_LAYER_BYTES,
+                Layer::Br(_) => BROTLI_LAYER_BYTES,
+            })
+            .sum()
+    }
+
     /// A decoder for codings listed as applied; `Err` when there are more than allowed.
     pub(crate) fn new(codings: &[Coding], limits: &Limits) -> Result<Self, String> {
         if codings.len() > limits.max_codings {

@@ -19,6 +19,12 @@
 //! sizes, endless heads) is never guessed: the message is reported with
 //! [`Transaction::malformed`] set, no body is delivered, and parsing resumes at the next
 //! line that starts a message.
+//!
+//! A session's parser state is created by its first byte (or gap), not when the session
+//! starts, so sessions that never carry data (a SYN flood) cost nothing here. The
+//! analyzer keeps a running count of the memory its sessions hold, and reports it, with
+//! its listener's ([`HttpListener::memory_in_use`]), as [`Listener::memory_in_use`]: the
+//! flow table's memcap counts it.
 
 mod body;
 pub mod icy;
@@ -361,6 +367,13 @@ pub trait HttpListener {
     fn should_stop(&self) -> bool {
         false
     }
+
+    /// Bytes held for transactions in progress (bodies being gathered or written): the
+    /// analyzer adds them to its own for [`Listener::memory_in_use`]. Keep a running count;
+    /// this is asked after every packet.
+    fn memory_in_use(&self) -> u64 {
+        0
+    }
 }
 
 /// What the analyzer counted, for the closing report.
@@ -455,21 +468,142 @@ struct Current {
     tx: Transaction,
     wanted: bool,
     decoder: Option<Decoder>,
+    /// Heap bytes of `tx`'s request and response heads.
+    heads: u64,
+    /// [`Decoder::memory`] of `decoder`, while there is one.
+    decoder_memory: u64,
 }
 
-/// One session's HTTP state.
+impl Current {
+    /// Heap bytes held, O(1): the heads, the lists that grow while the body streams, and
+    /// the decoder.
+    fn memory(&self) -> u64 {
+        let body = &self.tx.body;
+        self.heads
+            + (body.gaps.capacity() * size_of::<(u64, Option<u64>)>()) as u64
+            + (body.notes.capacity() * size_of::<String>()) as u64
+            + if self.decoder.is_some() {
+                self.decoder_memory
+            } else {
+                0
+            }
+    }
+}
+
+/// Heap bytes of a message head.
+fn head_heap(h: &MessageHead) -> u64 {
+    let headers: usize = h
+        .headers
+        .iter()
+        .map(|(n, v)| n.capacity() + v.capacity())
+        .sum();
+    let unparsed: usize = h.unparsed_framing.iter().map(String::capacity).sum();
+    (headers
+        + h.headers.capacity() * size_of::<(String, Vec<u8>)>()
+        + unparsed
+        + h.unparsed_framing.capacity() * size_of::<String>()) as u64
+}
+
+/// Heap bytes of a request.
+fn request_heap(r: &Request) -> u64 {
+    let method = match &r.method {
+        Method::Other(t) => t.capacity(),
+        _ => 0,
+    };
+    (r.uri.capacity() + method) as u64 + head_heap(&r.head)
+}
+
+/// Requests waiting for their response, with a running count of their heap bytes.
+#[derive(Default)]
+struct Pending {
+    queue: VecDeque<Request>,
+    heap: u64,
+}
+
+impl Pending {
+    fn push_back(&mut self, r: Request) {
+        self.heap += request_heap(&r);
+        self.queue.push_back(r);
+    }
+
+    fn pop_front(&mut self) -> Option<Request> {
+        let r = self.queue.pop_front()?;
+        self.heap -= request_heap(&r);
+        Some(r)
+    }
+
+    fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    fn memory(&self) -> u64 {
+        self.heap + (self.queue.capacity() * size_of::<Request>()) as u64
+    }
+}
+
+impl std::ops::Index<usize> for Pending {
+    type Output = Request;
+    fn index(&self, i: usize) -> &Request {
+        &self.queue[i]
+    }
+}
+
+/// One session's HTTP state, created by its first data or gap.
 struct Session {
     info: SessionInfo,
     sides: [Side; 2],
-    pending: VecDeque<Request>,
-    current: Option<Current>,
+    pending: Pending,
+    /// Boxed: most sessions have no response streaming most of the time.
+    current: Option<Box<Current>>,
     transactions: u64,
+    /// What [`Self::memory`] was when the analyzer's total last counted it.
+    counted: u64,
+}
+
+/// What a session costs the analyzer beside its heap: the session (boxed), and its share
+/// of the session map (at most two buckets of key and box, with control bytes, per entry).
+const SESSION_BYTES: u64 =
+    (size_of::<Session>() + 2 * (size_of::<(u64, Box<Session>)>() + 1)) as u64;
+
+impl Session {
+    fn new(info: &SessionInfo) -> Self {
+        Self {
+            info: info.clone(),
+            sides: [Side::new(info.midstream), Side::new(info.midstream)],
+            pending: Pending::default(),
+            current: None,
+            transactions: 0,
+            counted: 0,
+        }
+    }
+
+    /// Memory held for this session, O(1).
+    fn memory(&self) -> u64 {
+        let side = |s: &Side| {
+            let chunk_line = match &s.state {
+                SideState::Body(BodyFraming::Chunked(c)) => c.line_capacity(),
+                _ => 0,
+            };
+            (s.head.capacity() + chunk_line) as u64
+        };
+        SESSION_BYTES
+            + side(&self.sides[0])
+            + side(&self.sides[1])
+            + self.pending.memory()
+            + self
+                .current
+                .as_ref()
+                .map_or(0, |c| size_of::<Current>() as u64 + c.memory())
+    }
 }
 
 /// Parses HTTP/1.x from reassembled sessions and reports to an [`HttpListener`].
+///
+/// Invariant: `memory` is the sum of `counted` over `sessions`.
 pub struct HttpAnalyzer<L> {
     core: Core<L>,
-    sessions: std::collections::HashMap<u64, Session, foldhash::fast::RandomState>,
+    sessions: std::collections::HashMap<u64, Box<Session>, foldhash::fast::RandomState>,
+    memory: u64,
 }
 
 /// Everything but the session table, so a session and the rest borrow apart.
@@ -489,6 +623,7 @@ impl<L: HttpListener> HttpAnalyzer<L> {
                 stats: HttpStats::default(),
             },
             sessions: std::collections::HashMap::default(),
+            memory: 0,
         }
     }
 
@@ -512,9 +647,14 @@ impl<L: HttpListener> HttpAnalyzer<L> {
         &self.core.stats
     }
 
-    /// Sessions being parsed.
+    /// Sessions being parsed (those that carried data).
     pub fn open_sessions(&self) -> usize {
         self.sessions.len()
+    }
+
+    /// Memory held for the sessions being parsed (the listener's not included).
+    pub const fn memory(&self) -> u64 {
+        self.memory
     }
 
     /// End every session still open, as the end of the capture does. Open bodies are
@@ -524,6 +664,7 @@ impl<L: HttpListener> HttpAnalyzer<L> {
         open.sort_unstable();
         for stream in open {
             if let Some(s) = self.sessions.remove(&stream) {
+                self.memory -= s.counted;
                 self.core.end_session(s, EndReason::EndOfCapture);
             }
         }
@@ -572,7 +713,7 @@ fn body_bytes<L: HttpListener>(
 }
 
 impl<L: HttpListener> Core<L> {
-    fn end_session(&mut self, mut s: Session, reason: EndReason) {
+    fn end_session(&mut self, mut s: Box<Session>, reason: EndReason) {
         if let Some(mut cur) = s.current.take() {
             let until_close = matches!(s.sides[1].state, SideState::Body(BodyFraming::UntilClose));
             let complete = until_close && reason == EndReason::Fin;
@@ -1072,10 +1213,17 @@ impl<L: HttpListener> Core<L> {
         } else {
             None
         };
+        let heads = tx.request.as_ref().map_or(0, request_heap)
+            + tx.response
+                .as_ref()
+                .map_or(0, |r| head_heap(&r.head) + r.reason.capacity() as u64);
+        let decoder_memory = decoder.as_ref().map_or(0, Decoder::memory);
         let mut cur = Current {
             tx,
             wanted,
             decoder,
+            heads,
+            decoder_memory,
         };
         s.sides[1].state = match framing {
             Framing::None => {
@@ -1087,7 +1235,7 @@ impl<L: HttpListener> Core<L> {
             Framing::Chunked => SideState::Body(BodyFraming::Chunked(Chunked::default())),
             Framing::UntilClose => SideState::Body(BodyFraming::UntilClose),
         };
-        s.current = Some(cur);
+        s.current = Some(Box::new(cur));
     }
 
     /// After a loss in the server's direction, a response found at server offset `at`
@@ -1289,16 +1437,20 @@ fn resync(side: &mut Side, dir: Direction, at: u64, bytes: &[u8]) -> usize {
     n
 }
 
+/// Bring the running `total` up to date with what `s` holds now.
+#[inline]
+fn recount(total: &mut u64, s: &mut Session) {
+    let now = s.memory();
+    *total = *total - s.counted + now;
+    s.counted = now;
+}
+
 impl<L: HttpListener> Listener for HttpAnalyzer<L> {
     fn session_start(&mut self, session: &SessionInfo, _ts: Timestamp) {
-        let s = Session {
-            info: session.clone(),
-            sides: [Side::new(session.midstream), Side::new(session.midstream)],
-            pending: VecDeque::new(),
-            current: None,
-            transactions: 0,
-        };
-        if let Some(old) = self.sessions.insert(session.stream, s) {
+        // Nothing yet: the parser state waits for the first byte. A stream index is never
+        // reused, but should an old state be left over, it ends here.
+        if let Some(old) = self.sessions.remove(&session.stream) {
+            self.memory -= old.counted;
             self.core.end_session(old, EndReason::Reused);
         }
     }
@@ -1311,28 +1463,39 @@ impl<L: HttpListener> Listener for HttpAnalyzer<L> {
         bytes: &[u8],
         ts: Timestamp,
     ) {
-        if let Some(s) = self.sessions.get_mut(&session.stream) {
-            self.core.listener.packet_time(ts);
-            self.core.data(s, dir, offset, bytes, ts);
-        }
+        let s = self
+            .sessions
+            .entry(session.stream)
+            .or_insert_with(|| Box::new(Session::new(session)));
+        self.core.listener.packet_time(ts);
+        self.core.data(s, dir, offset, bytes, ts);
+        recount(&mut self.memory, s);
     }
 
     fn gap(&mut self, session: &SessionInfo, dir: Direction, offset: u64, len: u64, ts: Timestamp) {
-        if let Some(s) = self.sessions.get_mut(&session.stream) {
-            self.core.listener.packet_time(ts);
-            self.core.gap(s, dir, offset, len);
-        }
+        let s = self
+            .sessions
+            .entry(session.stream)
+            .or_insert_with(|| Box::new(Session::new(session)));
+        self.core.listener.packet_time(ts);
+        self.core.gap(s, dir, offset, len);
+        recount(&mut self.memory, s);
     }
 
     fn session_end(&mut self, session: &SessionInfo, reason: EndReason, ts: Timestamp) {
         if let Some(s) = self.sessions.remove(&session.stream) {
             self.core.listener.packet_time(ts);
+            self.memory -= s.counted;
             self.core.end_session(s, reason);
         }
     }
 
     fn should_stop(&self) -> bool {
         self.core.listener.should_stop()
+    }
+
+    fn memory_in_use(&self) -> u64 {
+        self.memory + self.core.listener.memory_in_use()
     }
 }
 

@@ -693,3 +693,47 @@ fn issue11_a_listener_can_stop_a_body_it_no_longer_wants() {
     assert_eq!(l.times.first(), Some(&Timestamp(2)));
     assert_eq!(l.times.last(), Some(&Timestamp(99)));
 }
+
+/// A session costs the analyzer nothing until its first byte; then its memory is counted
+/// as its state grows (pending requests, a head being gathered, a body's decoder), and
+/// given back when it ends.
+#[test]
+fn issue12_state_is_lazy_and_its_memory_counted_and_returned() {
+    let mut a = HttpAnalyzer::new(Rec::default(), Limits::default());
+    for stream in 0..1000 {
+        a.session_start(&info(stream, false), Timestamp(1));
+    }
+    assert_eq!(
+        (a.open_sessions(), a.memory(), a.memory_in_use()),
+        (0, 0, 0)
+    );
+    for stream in 0..1000 {
+        a.session_end(&info(stream, false), EndReason::Timeout, Timestamp(2));
+    }
+    assert_eq!(a.listener().done.len(), 0);
+
+    let s = info(1000, false);
+    a.session_start(&s, Timestamp(1));
+    a.data(&s, Direction::Orig, 0, b"G", Timestamp(2));
+    let one_byte = a.memory();
+    assert!(one_byte >= SESSION_BYTES, "{one_byte}");
+    assert_eq!(a.open_sessions(), 1);
+    // Three pipelined requests wait for their responses: their heads are counted.
+    let req = b"GET /a HTTP/1.1\r\nHost: example\r\n\r\n";
+    a.data(&s, Direction::Orig, 1, &req[1..], Timestamp(2));
+    a.data(&s, Direction::Orig, req.len() as u64, req, Timestamp(2));
+    a.data(&s, Direction::Orig, 2 * req.len() as u64, req, Timestamp(2));
+    let three = a.memory();
+    assert!(
+        three > one_byte + 3 * size_of::<Request>() as u64,
+        "{three}"
+    );
+    // A gzip body streaming: its decoder is counted until the body ends.
+    let head = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 100\r\n\r\n";
+    a.listener_mut().want = true;
+    a.data(&s, Direction::Resp, 0, head, Timestamp(3));
+    assert!(a.memory() > three + body::DEFLATE_LAYER_BYTES / 2);
+    a.session_end(&s, EndReason::Fin, Timestamp(4));
+    assert_eq!((a.open_sessions(), a.memory()), (0, 0));
+    assert_eq!(a.listener().done.len(), 3, "one cut short, two unanswered");
+}

@@ -27,13 +27,22 @@ struct Gathering {
     too_large: bool,
 }
 
+impl Gathering {
+    fn memory(&self) -> u64 {
+        (size_of::<((u64, u64), Self)>() * 2 + self.raw.capacity() + self.decoded.capacity()) as u64
+    }
+}
+
 /// An [`HttpListener`] that gathers wanted bodies up to `max_body` bytes and calls
 /// `on_transaction(tx, body)` once per transaction.
+///
+/// Invariant: `memory` is the sum of [`Gathering::memory`] over `open`.
 pub struct WholeBodies<W, F> {
     want: W,
     on_transaction: F,
     max_body: usize,
     open: HashMap<(u64, u64), Gathering>,
+    memory: u64,
 }
 
 impl<W, F> WholeBodies<W, F>
@@ -49,6 +58,7 @@ where
             on_transaction,
             max_body,
             open: HashMap::new(),
+            memory: 0,
         }
     }
 }
@@ -57,7 +67,7 @@ fn push(buf: &mut Vec<u8>, offset: u64, bytes: &[u8], max: usize, too_large: &mu
     let end = offset as usize + bytes.len();
     if *too_large || end > max {
         *too_large = true;
-        buf.clear();
+        *buf = Vec::new();
         return;
     }
     if buf.len() < offset as usize {
@@ -75,8 +85,11 @@ where
     fn response_head(&mut self, tx: &Transaction) -> bool {
         let wanted = (self.want)(tx);
         if wanted {
-            self.open
-                .insert((tx.stream, tx.number), Gathering::default());
+            let g = Gathering::default();
+            self.memory += g.memory();
+            if let Some(old) = self.open.insert((tx.stream, tx.number), g) {
+                self.memory -= old.memory();
+            }
         }
         wanted
     }
@@ -85,6 +98,7 @@ where
         let Some(g) = self.open.get_mut(&(tx.stream, tx.number)) else {
             return;
         };
+        self.memory -= g.memory();
         let max = self.max_body;
         match event {
             BodyEvent::Raw { offset, bytes } => {
@@ -97,7 +111,8 @@ where
                 let end = (offset + len) as usize;
                 if end > max {
                     g.too_large = true;
-                    g.raw.clear();
+                    g.raw = Vec::new();
+                    g.decoded = Vec::new();
                 } else if !g.too_large && g.raw.len() < end {
                     g.raw.resize(end, 0);
                 }
@@ -107,10 +122,19 @@ where
                 g.decoded = Vec::new();
             }
         }
+        if g.too_large {
+            g.raw = Vec::new();
+            g.decoded = Vec::new();
+        }
+        self.memory += g.memory();
     }
 
     fn http_transaction(&mut self, tx: &Transaction) {
-        match self.open.remove(&(tx.stream, tx.number)) {
+        let g = self.open.remove(&(tx.stream, tx.number));
+        if let Some(g) = &g {
+            self.memory -= g.memory();
+        }
+        match g {
             None => (self.on_transaction)(tx, Body::Skipped),
             Some(g) if g.too_large => (self.on_transaction)(tx, Body::TooLarge),
             Some(g) => {
@@ -121,6 +145,10 @@ where
                 (self.on_transaction)(tx, Body::Whole(body));
             }
         }
+    }
+
+    fn memory_in_use(&self) -> u64 {
+        self.memory
     }
 }
 

@@ -2,7 +2,11 @@
 //! lines, and optionally each direction of each session written to its own file.
 //!
 //! Rows come out in stream-index order: a session that ends before an earlier one waits in
-//! a reorder buffer until the earlier one has been printed.
+//! a reorder buffer until the earlier one has been printed. The buffer holds at most
+//! [`MAX_WAITING`] rows, so that a session open for days cannot make it grow without end
+//! (a flood of short sessions behind it): beyond that the rows waiting are printed, and
+//! the late session's row comes when it ends, out of order (its stream index says where
+//! it belongs).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
@@ -51,6 +55,8 @@ pub struct FlowsFormat {
     /// Start times since the epoch instead of since the first packet.
     pub absolute_time: bool,
 }
+/// Rows that may wait behind a session still open.
+pub const MAX_WAITING: usize = 10_000;
 
 /// Writes rows in stream order as sessions leave the table.
 pub struct FlowsPrinter<W: Write> {
@@ -235,8 +241,23 @@ impl<W: Write> Listener for FlowsPrinter<W> {
     }
 
     fn session_stats(&mut self, s: &SessionInfo, st: &SessionStats) {
-        self.pending.insert(s.stream, flow_record(s, st));
-        let r = self.drain();
+        let row = flow_record(s, st);
+        if s.stream < self.next {
+            // The rows behind it could not wait any longer: its place has passed.
+            let r = self.emit(&row);
+            self.keep(r);
+            return;
+        }
+        self.pending.insert(s.stream, row);
+        let mut r = self.drain();
+        while r.is_ok() && self.pending.len() > MAX_WAITING {
+            let (stream, row) = self.pending.pop_first().expect("over the bound");
+            r = self.emit(&row);
+            self.next = stream + 1;
+            if r.is_ok() {
+                r = self.drain();
+            }
+        }
         self.keep(r);
     }
 
@@ -449,14 +470,23 @@ pub fn closing_summary(stats: &PipelineStats) -> Vec<String> {
         (f.ended_fin, "closed by FIN".to_owned()),
         (f.ended_rst, "closed by RST".to_owned()),
         (f.timed_out, "timed out".to_owned()),
-        (
-            f.evicted + f.evicted_memcap,
-            if f.evicted_memcap > 0 {
-                format!("evicted ({} for memory)", f.evicted_memcap)
-            } else {
+        (f.evicted + f.evicted_memcap, {
+            let mut why = Vec::new();
+            for (n, what) in [
+                (f.evicted_unanswered, "never answered"),
+                (f.evicted_closed, "already closed"),
+                (f.evicted_memcap, "for memory"),
+            ] {
+                if n > 0 {
+                    why.push(format!("{n} {what}"));
+                }
+            }
+            if why.is_empty() {
                 "evicted".to_owned()
-            },
-        ),
+            } else {
+                format!("evicted ({})", why.join(", "))
+            }
+        }),
         (f.reused, "ended by reuse of their 4-tuple".to_owned()),
         (f.open_at_end, "open at the end".to_owned()),
     ] {
@@ -468,6 +498,10 @@ pub fn closing_summary(stats: &PipelineStats) -> Vec<String> {
     if !ends.is_empty() {
         sessions += &format!(": {}", ends.join(", "));
     }
+    sessions += &format!(
+        "; at most {:.1} MiB held",
+        f.max_memory_bytes as f64 / f64::from(1 << 20)
+    );
     lines.push(sessions);
 
     let mut missing = if f.gaps == 0 {
@@ -666,5 +700,50 @@ mod tests {
                 assert!(lines[2].contains(" 1700000012.345678 "), "{}", lines[2]);
             }
         }
+    }
+
+    /// A session open for a long time holds back at most MAX_WAITING rows; its own row
+    /// comes when it ends.
+    #[test]
+    fn issue12_rows_behind_a_long_session_wait_a_bounded_while() {
+        let json = FlowsFormat {
+            json: true,
+            ..FlowsFormat::default()
+        };
+        let mut p = FlowsPrinter::new(Vec::new(), json, None).unwrap();
+        let info = |stream: u64| SessionInfo {
+            stream,
+            client: SocketAddr::from(([10, 0, 0, 1], 1000 + stream as u16)),
+            server: "10.0.0.2:80".parse().unwrap(),
+            start: Timestamp(0),
+            midstream: false,
+        };
+        let streams = |out: &[u8]| -> Vec<u64> {
+            String::from_utf8_lossy(out)
+                .lines()
+                .map(|l| {
+                    let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    v["stream"].as_u64().unwrap()
+                })
+                .collect()
+        };
+        // Rows 1.. wait for session 0 until there are too many; then they all go, and
+        // the rest as they come.
+        let total = MAX_WAITING as u64 + 5;
+        for stream in 1..=total {
+            p.session_stats(&info(stream), &stats(SessionState::Evicted, 0, 3));
+            let waiting = if stream as usize > MAX_WAITING {
+                0
+            } else {
+                stream as usize
+            };
+            assert_eq!(p.pending.len(), waiting);
+        }
+        assert_eq!(streams(&p.out), (1..=total).collect::<Vec<_>>());
+        p.session_stats(&info(0), &stats(SessionState::Fin, 1, 3));
+        let out = p.finish().unwrap();
+        let mut want: Vec<u64> = (1..=total).collect();
+        want.push(0);
+        assert_eq!(streams(&out), want);
     }
 }

@@ -28,6 +28,10 @@ use std::collections::{BTreeMap, VecDeque};
 /// Delivered bytes kept per direction to check retransmissions for conflicts.
 pub const CHECK_WINDOW: usize = 8 << 10;
 
+/// What one buffered chunk costs beside its bytes: its key and deque in the tree, and the
+/// tree's nodes around them (a B-tree node holds up to 11 entries of 40 bytes).
+pub const CHUNK_OVERHEAD: u64 = 64;
+
 /// Receives what the assembler produces, in stream order.
 pub trait Sink {
     /// `bytes` are the stream at `offset`, contiguous with everything delivered before.
@@ -83,13 +87,15 @@ pub struct AssemblerStats {
 /// - `chunks` maps a start offset to the bytes buffered there. Chunks are non-empty, do not
 ///   overlap, and every chunk starts strictly above `next` (a chunk at `next` is delivered
 ///   at once).
-/// - `buffered` is the sum of chunk lengths.
+/// - `buffered` is the sum of chunk lengths; `heap` the sum of their capacities plus
+///   [`CHUNK_OVERHEAD`] per chunk.
 /// - `recent` holds the last delivered bytes (up to [`CHECK_WINDOW`]); it ends at `next`.
 #[derive(Debug, Default)]
 pub struct Assembler {
     next: u64,
     chunks: BTreeMap<u64, VecDeque<u8>>,
     buffered: u64,
+    heap: u64,
     limit: u64,
     extent: u64,
     gap_marks: Vec<(u64, u64)>,
@@ -116,9 +122,10 @@ impl Assembler {
         self.buffered
     }
 
-    /// Memory held: buffered bytes plus the check window.
+    /// Heap memory held: the buffered chunks (their capacity and bookkeeping) and the
+    /// check window. O(1).
     pub fn memory(&self) -> u64 {
-        self.buffered + self.recent.buf.capacity() as u64
+        self.heap + self.recent.buf.capacity() as u64
     }
 
     /// What was counted so far.
@@ -272,6 +279,7 @@ impl Assembler {
             }
             let mut chunk = entry.remove();
             self.buffered -= chunk.len() as u64;
+            self.heap -= chunk.capacity() as u64 + CHUNK_OVERHEAD;
             let bytes = chunk.make_contiguous();
             let offset = self.next;
             self.deliver(offset, bytes, sink);
@@ -372,18 +380,23 @@ impl Assembler {
             .filter(|(c, v)| **c + v.len() as u64 == at)
             .map(|(&c, _)| c);
         let key = if let Some(c) = prev {
-            self.chunks
-                .get_mut(&c)
-                .expect("found above")
-                .extend(bytes.iter().copied());
+            let chunk = self.chunks.get_mut(&c).expect("found above");
+            let before = chunk.capacity();
+            // Extending from `slice::Iter<&u8>` copies the slice whole (`copied()` would go
+            // byte by byte).
+            chunk.extend(bytes);
+            self.heap += (chunk.capacity() - before) as u64;
             c
         } else {
-            self.chunks.insert(at, bytes.iter().copied().collect());
+            let chunk = VecDeque::from(bytes.to_vec());
+            self.heap += chunk.capacity() as u64 + CHUNK_OVERHEAD;
+            self.chunks.insert(at, chunk);
             at
         };
         // Merge with the chunk that starts where this one now ends: small into large.
         if let Some(mut after) = self.chunks.remove(&end) {
             let here = self.chunks.get_mut(&key).expect("inserted above");
+            let before = (here.capacity() + after.capacity()) as u64 + CHUNK_OVERHEAD;
             if here.len() >= after.len() {
                 here.append(&mut after);
             } else {
@@ -392,6 +405,7 @@ impl Assembler {
                 }
                 *here = after;
             }
+            self.heap = self.heap - before + here.capacity() as u64;
         }
     }
 }
@@ -473,6 +487,16 @@ mod tests {
         }
         fn conflict(&mut self, offset: u64, len: u64) {
             self.conflicts.push((offset, len));
+        }
+    }
+
+    impl Assembler {
+        /// `heap` counted from scratch.
+        fn recount(&self) -> u64 {
+            self.chunks
+                .values()
+                .map(|c| c.capacity() as u64 + CHUNK_OVERHEAD)
+                .sum()
         }
     }
 
@@ -615,7 +639,11 @@ mod tests {
         let mut a = Assembler::new(4 << 20);
         let mut r = Count::default();
         a.insert(1 << 30, b"far", &mut r).unwrap();
-        assert_eq!(a.memory(), 3, "nothing sized by the offset");
+        assert_eq!(
+            a.memory(),
+            3 + CHUNK_OVERHEAD,
+            "nothing sized by the offset"
+        );
         a.finish(None, &mut r);
         assert_eq!((r.gap, r.bytes), (1 << 30, 3));
     }
@@ -670,11 +698,13 @@ mod tests {
                     }
                 }
                 a.insert(s, &seg, &mut r).unwrap();
+                assert_eq!(a.heap, a.recount(), "round {round}");
                 // Everything contiguous from 0 in the model is delivered.
                 let contiguous = (0..).take_while(|i| model.contains_key(i)).count();
                 assert_eq!(r.stream.len(), contiguous, "round {round}");
             }
             a.finish(Some(len), &mut r);
+            assert_eq!((a.heap, a.memory()), (0, 0), "round {round}");
             assert_eq!(r.stream.len() as u64, len);
             for (i, b) in r.stream.iter().enumerate() {
                 assert_eq!(

@@ -24,6 +24,16 @@ use crate::wire::SeqNum;
 /// ACKs further than this beyond the next expected byte are ignored.
 const MAX_ACK_JUMP: i64 = 1 << 30;
 
+/// An ACK `rel` bytes beyond the next expected byte declares the hole before it a gap.
+const fn ack_moves(rel: i64) -> bool {
+    rel > 0 && rel <= MAX_ACK_JUMP
+}
+
+/// A RST `rel` bytes from the next expected byte is in the window a stack would accept.
+const fn rst_in_window(rel: i64) -> bool {
+    rel >= -(1 << 16) && rel <= 1 << 24
+}
+
 /// One direction's reassembly state.
 ///
 /// # Invariant
@@ -175,7 +185,7 @@ impl HalfStream {
             return;
         };
         let next = self.asm.next() as i64;
-        if off <= next || off - next > MAX_ACK_JUMP {
+        if !ack_moves(off - next) {
             return;
         }
         let mut to = off as u64;
@@ -202,10 +212,20 @@ impl HalfStream {
     /// off is blind injection or garbage and must not end the session). Always `true` while
     /// the stream's start is unknown.
     pub fn rst_plausible(&self, seq: SeqNum) -> bool {
-        self.offset(seq).is_none_or(|off| {
-            let rel = off - self.asm.next() as i64;
-            (-(1 << 16)..=(1 << 24)).contains(&rel)
-        })
+        self.offset(seq)
+            .is_none_or(|off| rst_in_window(off - self.asm.next() as i64))
+    }
+
+    /// [`Self::rst_plausible`] for a stream that has seen nothing but its ISN (if that):
+    /// what the flow table asks of a session whose reassembly state is not allocated yet.
+    pub fn fresh_rst_plausible(isn: Option<SeqNum>, seq: SeqNum) -> bool {
+        isn.is_none_or(|isn| rst_in_window(i64::from(seq.distance_from(isn + 1))))
+    }
+
+    /// Whether [`Self::ack`] would declare a gap on a stream that has seen nothing but its
+    /// ISN (if that): only then does the flow table allocate the stream for a bare ACK.
+    pub fn fresh_ack_declares_gap(isn: Option<SeqNum>, ack: SeqNum) -> bool {
+        isn.is_some_and(|isn| ack_moves(i64::from(ack.distance_from(isn + 1))))
     }
 
     /// Everything up to the FIN was delivered or declared a gap.
@@ -283,6 +303,44 @@ mod tests {
             (r.0.as_slice(), r.1.as_slice()),
             (&b"ab"[..], &[(2, 4)][..])
         );
+    }
+
+    /// The light answers for an unallocated stream agree with a real stream that has seen
+    /// only its ISN, or nothing.
+    #[test]
+    fn fresh_answers_match_a_real_fresh_stream() {
+        use rand::{Rng, SeedableRng, rngs::StdRng};
+        let mut rng = StdRng::seed_from_u64(12);
+        for i in 0..20_000 {
+            let isn = (i % 3 != 0).then(|| SeqNum(rng.random()));
+            // Near the ISN, near the window edges, and anywhere.
+            let base = isn.map_or(0, |s| s.0);
+            let seq = SeqNum(match i % 4 {
+                0 => base.wrapping_add(rng.random_range(0..4u32)),
+                1 => base
+                    .wrapping_add(1 << 24)
+                    .wrapping_add(rng.random_range(0..4u32)),
+                2 => base
+                    .wrapping_sub(1 << 16)
+                    .wrapping_add(rng.random_range(0..4u32)),
+                _ => rng.random(),
+            });
+            let mut h = HalfStream::new(1 << 20);
+            if let Some(isn) = isn {
+                h.set_isn(isn);
+            }
+            assert_eq!(
+                HalfStream::fresh_rst_plausible(isn, seq),
+                h.rst_plausible(seq)
+            );
+            let mut r = Rec::default();
+            h.ack(seq, &mut r);
+            assert_eq!(
+                HalfStream::fresh_ack_declares_gap(isn, seq),
+                !r.1.is_empty(),
+                "isn {isn:?} ack {seq:?}"
+            );
+        }
     }
 
     #[test]

@@ -62,3 +62,5 @@ pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest as _;
     sniffer::extract::hex(&sha2::Sha256::digest(data))
 }
+
+pub mod flood;
