@@ -1,8 +1,11 @@
 //! Drives a packet source through decode, the flow table and reassembly into a listener.
 //!
 //! ```text
-//! PacketSource ─Frame─> decode::Decoder ─Segment─> flow::FlowTable ─events─> Listener
+//! PacketSource ─Frame─> [filter::Filter] ─Frame─> decode::Decoder ─Segment─> flow::FlowTable ─events─> Listener
 //! ```
+//!
+//! A filter ([`run_filtered`]) applies to the raw frame, before decode, as tcpdump's does;
+//! what it rejects is counted ([`PipelineStats::filter`]).
 //!
 //! A live source that has nothing to deliver says so about once a second
 //! ([`Poll::Idle`]), and the flow table is then expired at the wall-clock time, so sessions
@@ -15,6 +18,7 @@
 use crate::{
     capture::{CaptureError, PacketSource, Poll, SourceStats},
     decode::{DecodeStats, Decoder},
+    filter::{Filter, FilterStats},
     flow::{FlowConfig, FlowStats, FlowTable},
     listener::Listener,
     wire::Timestamp,
@@ -25,6 +29,8 @@ use crate::{
 pub struct PipelineStats {
     /// The packet source.
     pub source: SourceStats,
+    /// The userspace filter, when there was one.
+    pub filter: Option<FilterStats>,
     /// Frames → segments.
     pub decode: DecodeStats,
     /// Sessions and reassembly.
@@ -54,6 +60,21 @@ pub fn run<L: Listener + ?Sized>(
     flow: &FlowConfig,
     listener: &mut L,
 ) -> Result<PipelineStats, PipelineError> {
+    run_filtered(source, None, flow, listener)
+}
+
+/// [`run`], with only the frames `filter` matches going on to decode (pcap-filter's
+/// `tcp and (EXPR)` on the raw frame; see [`crate::filter`]).
+///
+/// # Errors
+/// As [`run`].
+pub fn run_filtered<L: Listener + ?Sized>(
+    source: &mut dyn PacketSource,
+    filter: Option<&Filter>,
+    flow: &FlowConfig,
+    listener: &mut L,
+) -> Result<PipelineStats, PipelineError> {
+    let mut filtered = FilterStats::default();
     let mut decoder = Decoder::new();
     let mut table = FlowTable::new(flow);
     let mut last_ts = Timestamp(0);
@@ -75,6 +96,13 @@ pub fn run<L: Listener + ?Sized>(
             Err(e) => break Err(e),
         };
         last_ts = last_ts.max(frame.ts);
+        if let Some(filter) = filter {
+            if !filter.matches(&frame) {
+                filtered.rejected += 1;
+                continue;
+            }
+            filtered.matched += 1;
+        }
         if let Some(segment) = decoder.decode(&frame) {
             table.process(&segment, listener);
         }
@@ -82,6 +110,7 @@ pub fn run<L: Listener + ?Sized>(
     table.finish(last_ts, listener);
     let stats = PipelineStats {
         source: source.stats(),
+        filter: filter.map(|_| filtered),
         decode: decoder.stats().clone(),
         flow: table.stats().clone(),
         stopped_early,

@@ -51,7 +51,9 @@ pub struct InputArgs {
     )]
     pub iface: Option<String>,
 
-    /// TCP port to select in the kernel (repeat for more; default 80).
+    /// TCP port to select (repeat for more): shorthand for the expression
+    /// `port A or port B …`. Live capture selects port 80 when neither this, --all-tcp
+    /// nor an expression is given; a file is read whole.
     #[arg(long = "port", value_name = "PORT")]
     pub ports: Vec<u16>,
 
@@ -123,6 +125,12 @@ pub struct HttpArgs {
     /// Print transactions as JSON lines.
     #[arg(long)]
     pub json: bool,
+
+    /// Filter expression in tcpdump's syntax (pcap-filter: host, net, port, portrange,
+    /// src, dst, tcp, ip, ip6, and, or, not, parentheses); the words are joined with
+    /// spaces. It selects `tcp and (EXPRESSION)`, in the kernel for live capture.
+    #[arg(value_name = "EXPRESSION", conflicts_with_all = ["ports", "all_tcp"])]
+    pub filter: Vec<String>,
 }
 
 /// `sniffer capture`.
@@ -143,6 +151,12 @@ pub struct CaptureArgs {
     /// Stop after this many packets.
     #[arg(short = 'c', long, value_name = "N")]
     pub count: Option<u64>,
+
+    /// Filter expression in tcpdump's syntax (pcap-filter: host, net, port, portrange,
+    /// src, dst, tcp, ip, ip6, and, or, not, parentheses); the words are joined with
+    /// spaces. It selects `tcp and (EXPRESSION)`, in the kernel for live capture.
+    #[arg(value_name = "EXPRESSION", conflicts_with_all = ["ports", "all_tcp"])]
+    pub filter: Vec<String>,
 }
 
 /// `sniffer flows`.
@@ -163,6 +177,12 @@ pub struct FlowsArgs {
     /// Write each direction of each session to its own file in DIR, tcpflow-style.
     #[arg(long, value_name = "DIR")]
     pub write_flows: Option<PathBuf>,
+
+    /// Filter expression in tcpdump's syntax (pcap-filter: host, net, port, portrange,
+    /// src, dst, tcp, ip, ip6, and, or, not, parentheses); the words are joined with
+    /// spaces. It selects `tcp and (EXPRESSION)`, in the kernel for live capture.
+    #[arg(value_name = "EXPRESSION", conflicts_with_all = ["ports", "all_tcp"])]
+    pub filter: Vec<String>,
 }
 
 /// How `follow` prints.
@@ -199,12 +219,13 @@ pub struct FollowArgs {
     #[command(flatten)]
     pub flow: FlowArgs,
 
-    /// Stream index, as `sniffer flows` and Wireshark's tcp.stream number them.
+    /// Stream index, as `sniffer flows` and Wireshark's tcp.stream number them. With
+    /// --flow there is none, and the words that follow are all the expression.
     #[arg(value_name = "STREAM", required_unless_present = "flow_spec")]
-    pub stream: Option<u64>,
+    pub stream: Option<String>,
 
     /// The session by endpoints: `10.0.0.1:51234-10.0.0.2:80` (IPv6 as `[::1]:80`).
-    #[arg(long = "flow", value_name = "A-B", conflicts_with = "stream")]
+    #[arg(long = "flow", value_name = "A-B")]
     pub flow_spec: Option<String>,
 
     /// Output format.
@@ -214,4 +235,10 @@ pub struct FollowArgs {
     /// Only this direction (required for `--format raw`).
     #[arg(long, value_enum)]
     pub dir: Option<DirArg>,
+
+    /// Filter expression in tcpdump's syntax (pcap-filter: host, net, port, portrange,
+    /// src, dst, tcp, ip, ip6, and, or, not, parentheses); the words are joined with
+    /// spaces. It selects `tcp and (EXPRESSION)`, in the kernel for live capture.
+    #[arg(value_name = "EXPRESSION", conflicts_with_all = ["ports", "all_tcp"])]
+    pub filter: Vec<String>,
 }

@@ -6,7 +6,8 @@ use std::{path::PathBuf, time::Duration};
 
 use sniffer::{
     Direction,
-    capture::{Input, LiveOptions},
+    capture::{Input, KernelFilter, LiveOptions},
+    filter::{Filter, FilterError},
     flow::FlowConfig,
     output::follow::{FlowSelector, FollowFormat},
 };
@@ -37,13 +38,34 @@ pub enum ConfigError {
     /// `--format raw` without `--dir`.
     #[error("--format raw writes one direction's exact bytes: add --dir orig or --dir resp")]
     RawNeedsDir,
+    /// A filter expression that cannot be used.
+    #[error("filter: {0}")]
+    Filter(#[from] FilterError),
+    /// `follow` without --flow, whose first word is not a stream number.
+    #[error(
+        "follow {0:?}: expected a stream number, as `sniffer flows` lists them (or --flow A-B; \
+         a filter expression goes after the stream number)"
+    )]
+    BadStream(String),
+}
+
+/// Where packets come from, and what userspace must still filter.
+#[derive(Clone, Debug)]
+pub struct Source {
+    /// Files, or a live device with what its kernel program selects.
+    pub input: Input,
+    /// The filter userspace applies before decode: the whole expression for files, what
+    /// the kernel could not decide for a live device; `None` when nothing is left to do.
+    pub filter: Option<Filter>,
+    /// What is selected, for messages: the expression, `port 80`, or `all TCP`.
+    pub selects: String,
 }
 
 /// `sniffer http` (the default command).
 #[derive(Clone, Debug)]
 pub struct HttpConfig {
-    /// Input.
-    pub input: Input,
+    /// Input, and what is filtered.
+    pub source: Source,
     /// Reassembly bounds.
     pub flow: FlowConfig,
     /// Content-Type globs to save; empty saves nothing unless `extract_all`.
@@ -61,8 +83,8 @@ pub struct HttpConfig {
 /// `sniffer capture`.
 #[derive(Clone, Debug)]
 pub struct CaptureConfig {
-    /// Input.
-    pub input: Input,
+    /// Input, and what is filtered.
+    pub source: Source,
     /// Output file (`-` is standard output).
     pub write: PathBuf,
     /// pcapng instead of pcap.
@@ -74,8 +96,8 @@ pub struct CaptureConfig {
 /// `sniffer flows`.
 #[derive(Clone, Debug)]
 pub struct FlowsConfig {
-    /// Input.
-    pub input: Input,
+    /// Input, and what is filtered.
+    pub source: Source,
     /// Reassembly bounds.
     pub flow: FlowConfig,
     /// JSON lines output.
@@ -87,8 +109,8 @@ pub struct FlowsConfig {
 /// `sniffer follow`.
 #[derive(Clone, Debug)]
 pub struct FollowConfig {
-    /// Input.
-    pub input: Input,
+    /// Input, and what is filtered.
+    pub source: Source,
     /// Reassembly bounds.
     pub flow: FlowConfig,
     /// The session.
@@ -122,21 +144,32 @@ impl Config {
             None => Self::Http(http_config(cli.http)?),
             Some(Command::Http(args)) => Self::Http(http_config(args)?),
             Some(Command::Capture(args)) => Self::Capture(CaptureConfig {
-                input: input(&args.input)?,
+                source: source(&args.input, &args.filter)?,
                 write: args.write,
                 pcapng: args.pcapng,
                 count: args.count,
             }),
             Some(Command::Flows(args)) => Self::Flows(FlowsConfig {
-                input: input(&args.input)?,
+                source: source(&args.input, &args.filter)?,
                 flow: flow(&args.flow)?,
                 json: args.json,
                 write_flows: args.write_flows,
             }),
             Some(Command::Follow(args)) => {
-                let select = match (&args.flow_spec, args.stream) {
-                    (Some(spec), _) => parse_flow_spec(spec)?,
-                    (None, Some(stream)) => FlowSelector::Stream(stream),
+                // With --flow there is no stream number: every word is the expression's.
+                let (select, words) = match (&args.flow_spec, args.stream) {
+                    (Some(spec), first) => (
+                        parse_flow_spec(spec)?,
+                        first.into_iter().chain(args.filter).collect(),
+                    ),
+                    (None, Some(stream)) => (
+                        FlowSelector::Stream(
+                            stream
+                                .parse()
+                                .map_err(|_| ConfigError::BadStream(stream.clone()))?,
+                        ),
+                        args.filter,
+                    ),
                     (None, None) => unreachable!("clap requires STREAM or --flow"),
                 };
                 let dir = args.dir.map(|d| match d {
@@ -153,7 +186,7 @@ impl Config {
                     return Err(ConfigError::RawNeedsDir);
                 }
                 Self::Follow(FollowConfig {
-                    input: input(&args.input)?,
+                    source: source(&args.input, &words)?,
                     flow: flow(&args.flow)?,
                     select,
                     format,
@@ -181,7 +214,7 @@ fn http_config(args: cli::HttpArgs) -> Result<HttpConfig, ConfigError> {
         })
         .collect::<Result<_, _>>()?;
     Ok(HttpConfig {
-        input: input(&args.input)?,
+        source: source(&args.input, &args.filter)?,
         flow: flow(&args.flow)?,
         extract,
         extract_all: args.extract_all,
@@ -191,7 +224,24 @@ fn http_config(args: cli::HttpArgs) -> Result<HttpConfig, ConfigError> {
     })
 }
 
-fn input(args: &cli::InputArgs) -> Result<Input, ConfigError> {
+/// The input and its filter: the expression (`words`), else `--port`, else, live, port
+/// 80 unless `--all-tcp`; a live filter is split between the kernel and userspace.
+fn source(args: &cli::InputArgs, words: &[String]) -> Result<Source, ConfigError> {
+    if args.ports.contains(&0) {
+        return Err(ConfigError::OutOfRange {
+            option: "port",
+            value: "0".into(),
+            why: "must be 1..=65535",
+        });
+    }
+    let text = words.join(" ");
+    let filter = if !text.trim().is_empty() {
+        Some(Filter::parse(&text)?)
+    } else if !args.ports.is_empty() {
+        Some(Filter::ports(&args.ports))
+    } else {
+        None
+    };
     if let Some(iface) = &args.iface {
         if !(1..=sniffer_ebpf::MAX_SNAPLEN).contains(&args.snaplen) {
             return Err(ConfigError::OutOfRange {
@@ -207,32 +257,35 @@ fn input(args: &cli::InputArgs) -> Result<Input, ConfigError> {
                 why: "must be a power of two from 1 to 1024",
             });
         }
-        if let Some(0) = args.ports.iter().copied().find(|&p| p == 0) {
-            return Err(ConfigError::OutOfRange {
-                option: "port",
-                value: "0".into(),
-                why: "must be 1..=65535",
-            });
-        }
-        let ports = if args.all_tcp {
-            Vec::new()
-        } else if args.ports.is_empty() {
-            vec![80]
-        } else {
-            args.ports.clone()
+        let filter = filter.or_else(|| (!args.all_tcp).then(|| Filter::ports(&[80])));
+        let (kernel, userspace, selects) = match filter {
+            Some(f) => {
+                let plan = f.live();
+                (plan.kernel, plan.userspace, f.text().to_owned())
+            }
+            None => (KernelFilter::all_tcp(), None, "all TCP".to_owned()),
         };
-        return Ok(Input::Live(LiveOptions {
-            iface: iface.clone(),
-            ports,
-            all_tcp: args.all_tcp,
-            snaplen: args.snaplen,
-            ring_bytes: args.ring_mib << 20,
-        }));
+        return Ok(Source {
+            input: Input::Live(LiveOptions {
+                iface: iface.clone(),
+                filter: kernel,
+                snaplen: args.snaplen,
+                ring_bytes: args.ring_mib << 20,
+            }),
+            filter: userspace,
+            selects,
+        });
     }
     if args.read.is_empty() {
         return Err(ConfigError::NoInput);
     }
-    Ok(Input::Files(args.read.clone()))
+    Ok(Source {
+        input: Input::Files(args.read.clone()),
+        selects: filter
+            .as_ref()
+            .map_or_else(|| "all TCP".to_owned(), |f| f.text().to_owned()),
+        filter,
+    })
 }
 
 fn flow(args: &cli::FlowArgs) -> Result<FlowConfig, ConfigError> {

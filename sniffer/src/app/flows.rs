@@ -7,7 +7,7 @@ use sniffer::{capture, output::flows::FlowsPrinter, pipeline};
 use super::{AppError, config::FlowsConfig};
 
 pub(super) fn run(config: &FlowsConfig) -> Result<(), AppError> {
-    let mut source = capture::open(&config.input)?;
+    let mut source = capture::open(&config.source.input)?;
     let out = BufWriter::with_capacity(64 << 10, io::stdout().lock());
     let mut printer =
         FlowsPrinter::new(out, config.json, config.write_flows.as_deref()).map_err(|source| {
@@ -23,7 +23,12 @@ pub(super) fn run(config: &FlowsConfig) -> Result<(), AppError> {
                 source,
             }
         })?;
-    let (stats, failed) = match pipeline::run(source.as_mut(), &config.flow, &mut printer) {
+    let (stats, failed) = match pipeline::run_filtered(
+        source.as_mut(),
+        config.source.filter.as_ref(),
+        &config.flow,
+        &mut printer,
+    ) {
         Ok(stats) => (stats, None),
         Err(e) => (*e.stats, Some(e.source)),
     };

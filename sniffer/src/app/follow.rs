@@ -11,10 +11,15 @@ use sniffer::{
 use super::{AppError, config::FollowConfig};
 
 pub(super) fn run(config: &FollowConfig) -> Result<(), AppError> {
-    let mut source = capture::open(&config.input)?;
+    let mut source = capture::open(&config.source.input)?;
     let out = BufWriter::with_capacity(64 << 10, io::stdout().lock());
     let mut follower = Follower::new(out, config.select.clone(), config.format, config.dir);
-    let (stats, failed) = match pipeline::run(source.as_mut(), &config.flow, &mut follower) {
+    let (stats, failed) = match pipeline::run_filtered(
+        source.as_mut(),
+        config.source.filter.as_ref(),
+        &config.flow,
+        &mut follower,
+    ) {
         Ok(stats) => (stats, None),
         Err(e) => (*e.stats, Some(e.source)),
     };

@@ -93,21 +93,26 @@ pub(super) fn run(config: &HttpConfig) -> Result<(), AppError> {
         globs: config.extract.clone(),
         all: config.extract_all,
     })?;
-    let mut source = capture::open(&config.input)?;
-    if matches!(config.input, Input::Files(_)) {
+    let mut source = capture::open(&config.source.input)?;
+    if matches!(config.source.input, Input::Files(_)) {
         catch_sigint();
     }
     let printer = Printer {
         out: BufWriter::with_capacity(64 << 10, io::stdout().lock()),
         json: config.json,
         once: config.once,
-        flush_each: matches!(config.input, Input::Live(_)),
+        flush_each: matches!(config.source.input, Input::Live(_)),
         extractor,
         saved_any: false,
         error: None,
     };
     let mut analyzer = HttpAnalyzer::new(printer, Limits::default());
-    let (stats, failed) = match pipeline::run(source.as_mut(), &config.flow, &mut analyzer) {
+    let (stats, failed) = match pipeline::run_filtered(
+        source.as_mut(),
+        config.source.filter.as_ref(),
+        &config.flow,
+        &mut analyzer,
+    ) {
         Ok(stats) => (stats, None),
         Err(e) => (*e.stats, Some(e.source)),
     };

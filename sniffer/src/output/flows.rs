@@ -369,9 +369,16 @@ pub fn closing_summary(stats: &PipelineStats) -> String {
         + d.defrag_timeouts
         + d.defrag_overflows
         + d.defrag_errors;
+    let frames = match &stats.filter {
+        Some(f) => format!(
+            "{} frames matched the filter ({} did not)",
+            d.frames, f.rejected
+        ),
+        None => format!("{} frames", d.frames),
+    };
     let mut s = format!(
-        "{} frames, {} TCP segments ({} truncated by the snap length), {} frames skipped",
-        d.frames, d.tcp_segments, d.truncated_segments, skipped
+        "{frames}, {} TCP segments ({} truncated by the snap length), {} frames skipped",
+        d.tcp_segments, d.truncated_segments, skipped
     );
     let mut why: Vec<String> = Vec::new();
     for (n, what) in [
