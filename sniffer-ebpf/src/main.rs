@@ -142,8 +142,10 @@ mod program {
         let wire_len = ctx.len();
         count(Counter::Matched, 1);
         count(Counter::MatchedBytes, u64::from(wire_len));
-        debug!(&ctx, "match v6 {} len {}", u8::from(tcp.v6), wire_len);
         output(&ctx, &cfg, wire_len, ifindex, pkt_type, protocol_be);
+        // Last: the log record's pointer must not share a stack slot with a later
+        // counter's key, which the verifier refuses without CAP_PERFMON.
+        debug!(&ctx, "match len {}", wire_len);
         0
     }
 
@@ -157,39 +159,31 @@ mod program {
     /// paths through each test prune into one.
     #[inline(always)]
     fn accept(ctx: &SkBuffContext, filter: &FilterProgram, tcp: &Tcp) -> bool {
-        // (source, destination) ports; no port test matches without them.
-        let mut ports = None;
+        // The ports; no port test matches without them (all values initialised: the
+        // verifier refuses to read a register an undefined Option payload left unset).
+        let (mut has_ports, mut sport, mut dport) = (false, 0_u16, 0_u16);
         if filter.needs & NEED_PORTS != 0
             && let Some(l4) = tcp.l4
         {
             let Some(p) = load::<[u8; 4]>(ctx, l4) else {
                 return false;
             };
-            ports = Some((
-                u16::from_be_bytes([p[0], p[1]]),
-                u16::from_be_bytes([p[2], p[3]]),
-            ));
+            has_ports = true;
+            sport = u16::from_be_bytes([p[0], p[1]]);
+            dport = u16::from_be_bytes([p[2], p[3]]);
         }
-        // Tag byte (filled per test), then the address.
-        let mut src = [0_u8; ADDR_KEY_BYTES];
-        let mut dst = [0_u8; ADDR_KEY_BYTES];
+        let prefix_len = if tcp.v6 { 8 + 128 } else { 8 + 32 };
+        let mut src = AddrKey { words: [1; 3] };
+        let mut dst = AddrKey { words: [1; 3] };
+        src.init(prefix_len);
+        dst.init(prefix_len);
         if filter.needs & NEED_ADDRS != 0 {
-            if tcp.v6 {
-                let Some(a) = load::<[u8; 32]>(ctx, tcp.l3 + 8) else {
-                    return false;
-                };
-                src[1..].copy_from_slice(&a[..16]);
-                dst[1..].copy_from_slice(&a[16..]);
-            } else {
-                let Some(a) = load::<[u8; 8]>(ctx, tcp.l3 + 12) else {
-                    return false;
-                };
-                src[1..5].copy_from_slice(&a[..4]);
-                dst[1..5].copy_from_slice(&a[4..]);
+            let (at, len) = if tcp.v6 { (8, 16) } else { (12, 4) };
+            if !src.load(ctx, tcp.l3 + at, len) || !dst.load(ctx, tcp.l3 + at + len, len) {
+                return false;
             }
         }
         let family = if tcp.v6 { FAMILY_V6 } else { FAMILY_V4 };
-        let prefix_len = if tcp.v6 { 8 + 128 } else { 8 + 32 };
         let mut mask = 0_u64;
         for i in 0..MAX_TESTS {
             if i as u32 >= filter.n_tests {
@@ -201,16 +195,10 @@ mod program {
                     let b = u64::from(test.family == family);
                     (b, b)
                 }
-                TEST_PORT => match ports {
-                    Some((sport, dport)) => (port_bit(i, sport), port_bit(i, dport)),
-                    None => (0, 0),
-                },
+                TEST_PORT if has_ports => (port_bit(i, sport), port_bit(i, dport)),
                 TEST_ADDR => {
                     let tag = addr_tag(i, tcp.v6);
-                    (
-                        addr_bit(tag, prefix_len, &src),
-                        addr_bit(tag, prefix_len, &dst),
-                    )
+                    (src.lookup(tag), dst.lookup(tag))
                 }
                 _ => (0, 0),
             };
@@ -229,15 +217,72 @@ mod program {
             .map_or(0, |word| (*word >> (port & 63)) & 1)
     }
 
-    /// 1 if the address in `key[1..]` is under one of the prefixes tagged `tag`, else 0
-    /// (the trie's values are 1).
-    #[inline(always)]
-    fn addr_bit(tag: u8, prefix_len: u32, key: &[u8; ADDR_KEY_BYTES]) -> u64 {
-        let mut data = *key;
-        data[0] = tag;
-        ADDRS
-            .get(Key::new(prefix_len, data))
-            .map_or(0, |v| u64::from(*v) & 1)
+    /// An `ADDRS` lookup key on the stack, in `Key<[u8; ADDR_KEY_BYTES]>`'s layout: the
+    /// prefix length (4 bytes, native order), the tag byte, the address (16 bytes), then
+    /// 3 bytes of padding. Kept as three words, built with word stores: zeroing a byte
+    /// array becomes a call to a `memset` loop, whose pointer arithmetic the verifier
+    /// refuses without CAP_PERFMON.
+    struct AddrKey {
+        words: [u64; 3],
+    }
+
+    const _: () = assert!(size_of::<Key<[u8; ADDR_KEY_BYTES]>>() == 4 + ADDR_KEY_BYTES);
+    const _: () = assert!(size_of::<AddrKey>() >= 4 + ADDR_KEY_BYTES);
+
+    impl AddrKey {
+        /// Byte offset of the tag; the address follows it.
+        const TAG: usize = 4;
+
+        /// A key for `prefix_len` bits, the tag and address zero. Built in place: copying
+        /// it would be a `memcpy`/`memset` call again.
+        #[inline(always)]
+        fn init(&mut self, prefix_len: u32) {
+            // The prefix length in the first 4 bytes in native order, the rest zero.
+            let first = if cfg!(target_endian = "little") {
+                u64::from(prefix_len)
+            } else {
+                u64::from(prefix_len) << 32
+            };
+            // Volatile: LLVM would merge plain zero stores into a `memset` call.
+            // SAFETY: the three words are inside `self`.
+            unsafe {
+                core::ptr::write_volatile(&raw mut self.words[0], first);
+                core::ptr::write_volatile(&raw mut self.words[1], 0);
+                core::ptr::write_volatile(&raw mut self.words[2], 0);
+            }
+        }
+
+        fn bytes(&mut self) -> *mut u8 {
+            self.words.as_mut_ptr().cast()
+        }
+
+        /// Loads `len` (4 or 16) address bytes from the packet at `offset` into the key,
+        /// after the tag byte.
+        #[inline(always)]
+        fn load(&mut self, ctx: &SkBuffContext, offset: u32, len: u32) -> bool {
+            // SAFETY: the 16 bytes after the tag are inside `words`, and `len` <= 16.
+            unsafe {
+                bpf_skb_load_bytes(
+                    ctx.skb.skb.cast(),
+                    offset,
+                    self.bytes().add(Self::TAG + 1).cast(),
+                    len,
+                ) == 0
+            }
+        }
+
+        /// 1 if the address is under one of the prefixes tagged `tag`, else 0 (the trie's
+        /// values are 1).
+        #[inline(always)]
+        fn lookup(&mut self, tag: u8) -> u64 {
+            // SAFETY: the tag byte is inside `words`; a `Key<[u8; ADDR_KEY_BYTES]>` (packed,
+            // alignment 1) is a prefix of `words`' bytes.
+            let key = unsafe {
+                *self.bytes().add(Self::TAG) = tag;
+                &*self.bytes().cast::<Key<[u8; ADDR_KEY_BYTES]>>()
+            };
+            ADDRS.get(key).map_or(0, |v| u64::from(*v) & 1)
+        }
     }
 
     /// The packet as TCP, or `None` if it is not TCP (for pcap-filter's `tcp`).
