@@ -68,17 +68,9 @@ fn addr_entry(test: usize, net: &Net) -> Option<(u32, [u8; ADDR_KEY_BYTES])> {
 }
 
 pub(super) fn plan(filter: &Filter) -> LivePlan {
-    let mut all = Vec::new();
-    filter.expr.prims(&mut all);
-    let mut distinct: Vec<&Prim> = Vec::new();
-    for p in all {
-        if !distinct.contains(&p) {
-            distinct.push(p);
-        }
-    }
+    let distinct = &filter.prims;
     let tests: Vec<&Prim> = distinct
         .iter()
-        .copied()
         .filter(|p| expressible(p))
         .take(MAX_TESTS)
         .collect();

@@ -29,6 +29,7 @@
 //! [`Filter::live`] splits a filter between the kernel program (its tests and truth
 //! table, [`crate::capture::KernelFilter`]) and what userspace must still check.
 
+mod eval;
 mod kernel;
 mod packet;
 mod parse;
@@ -548,12 +549,15 @@ impl Needs {
 
 /// A parsed, normalised filter, ready to test frames.
 ///
-/// Invariant: `expr` is normalised and `needs` is [`Needs::of`] it.
+/// Invariant: `expr` is normalised; `needs` is [`Needs::of`] it; `prims` are its distinct
+/// primitives in order of appearance, and `program` was built from `expr` and `prims`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Filter {
     text: String,
     expr: Expr,
     needs: Needs,
+    prims: Vec<Prim>,
+    program: eval::Program,
 }
 
 impl Filter {
@@ -589,7 +593,22 @@ impl Filter {
 
     fn from_expr(text: String, expr: Expr) -> Self {
         let needs = Needs::of(&expr);
-        Self { text, expr, needs }
+        let mut all = Vec::new();
+        expr.prims(&mut all);
+        let mut prims: Vec<Prim> = Vec::new();
+        for p in all {
+            if !prims.contains(p) {
+                prims.push(p.clone());
+            }
+        }
+        let program = eval::Program::new(&expr, &prims);
+        Self {
+            text,
+            expr,
+            needs,
+            prims,
+            program,
+        }
     }
 
     /// The expression as given.
@@ -607,7 +626,8 @@ impl Filter {
     /// Allocates nothing.
     #[inline]
     pub fn matches(&self, frame: &Frame<'_>) -> bool {
-        packet::Packet::read(frame, self.needs).is_some_and(|p| self.expr.matches(&p))
+        packet::Packet::read(frame, self.needs)
+            .is_some_and(|p| self.program.matches(&self.expr, &p))
     }
 
     /// The split for live capture: what the kernel program decides, and, when it cannot

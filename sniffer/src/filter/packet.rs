@@ -44,16 +44,27 @@ pub(crate) struct Packet {
 impl Packet {
     /// The frame as a TCP packet, reading what `needs` asks for; `None` if it is not TCP,
     /// or a field it needs was not captured.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn read(frame: &Frame<'_>, needs: Needs) -> Option<Self> {
         let d = frame.data;
-        let (family, l3) = network(frame.link_type, d)?;
+        // The common case first: untagged Ethernet.
+        let (family, l3) = match (frame.link_type, d.get(12..14)) {
+            (LinkType::Ethernet, Some([0x08, 0x00])) => (Family::V4, 14),
+            (LinkType::Ethernet, Some([0x86, 0xdd])) => (Family::V6, 14),
+            _ => network(frame.link_type, d)?,
+        };
         let (l4, l3) = match family {
             Family::V4 => (ipv4_tcp(d, l3)?, l3),
             Family::V6 => (ipv6_tcp(d, l3)?, l3),
         };
         let ports = match l4 {
-            Some(l4) if needs.ports => Some((be16(d, l4)?, be16(d, l4 + 2)?)),
+            Some(l4) if needs.ports => {
+                let p: [u8; 4] = d.get(l4..l4 + 4)?.try_into().ok()?;
+                Some((
+                    u16::from_be_bytes([p[0], p[1]]),
+                    u16::from_be_bytes([p[2], p[3]]),
+                ))
+            }
             _ => None,
         };
         let (src, dst) = if !needs.addrs {

@@ -596,6 +596,7 @@ fn random_expressions_parse_back_and_match_as_the_model_says() {
     let fields: Vec<Option<Fields>> = frames.iter().map(|(l, f)| model_fields(*l, f)).collect();
     assert!(fields.iter().filter(|f| f.is_some()).count() > 200);
     let (mut exact, mut superset, mut selected) = (0, 0, 0);
+    let (mut table, mut tree) = (0, 0);
     for _ in 0..600 {
         let expr = random_expr(&mut rng, 4);
         // Fully parenthesised and minimal text both parse back to the same tree.
@@ -616,6 +617,11 @@ fn random_expressions_parse_back_and_match_as_the_model_says() {
             exact += 1;
         } else {
             superset += 1;
+        }
+        if filter.program.has_table() {
+            table += 1;
+        } else {
+            tree += 1;
         }
         let all = super::Needs {
             ports: true,
@@ -640,7 +646,9 @@ fn random_expressions_parse_back_and_match_as_the_model_says() {
             }
         }
     }
-    // The run means something: both kernel modes, and selections of every size.
+    // The run means something: both kernel modes, both evaluators, and selections of
+    // every size.
     assert!(exact > 300 && superset > 10, "{exact} {superset}");
+    assert!(table > 300 && tree > 5, "{table} {tree}");
     assert!(selected > 10_000, "{selected}");
 }
