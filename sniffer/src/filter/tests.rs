@@ -652,3 +652,38 @@ fn random_expressions_parse_back_and_match_as_the_model_says() {
     assert!(table > 300 && tree > 5, "{table} {tree}");
     assert!(selected > 10_000, "{selected}");
 }
+
+/// A frame cut before a field the filter reads does not match, whatever the expression
+/// says about that field (a BPF filter's load past the end rejects the packet too).
+#[test]
+fn a_frame_cut_before_a_field_the_filter_reads_does_not_match() {
+    let mut full = Vec::new();
+    PacketBuilder::ethernet2([2; 6], [4; 6])
+        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+        .tcp(40000, 80, 1, 1000)
+        .write(&mut full, b"data")
+        .unwrap();
+    let frame = |len: usize| Frame {
+        ts: Timestamp(0),
+        link_type: LinkType::Ethernet,
+        data: &full[..len],
+        orig_len: full.len() as u32,
+    };
+    let matches = |expr: &str, len: usize| Filter::parse(expr).unwrap().matches(&frame(len));
+    // Cut after the ports: everything is there.
+    for expr in ["port 80", "not port 81", "host 10.0.0.1", "ip"] {
+        assert!(matches(expr, 14 + 20 + 4), "{expr}");
+    }
+    // Cut inside the ports: tests that read them never match, negated or not; the
+    // others still do.
+    assert!(!matches("port 80", 14 + 20 + 3));
+    assert!(!matches("not port 81", 14 + 20 + 3));
+    assert!(!matches("ip or port 80", 14 + 20 + 3));
+    assert!(matches("host 10.0.0.1", 14 + 20 + 3));
+    assert!(matches("ip", 14 + 20 + 3));
+    // Cut inside the addresses.
+    assert!(!matches("not host 10.9.9.9", 14 + 19));
+    assert!(matches("tcp", 14 + 19));
+    // Cut before the protocol: not known to be TCP.
+    assert!(!matches("tcp", 14 + 9));
+}
