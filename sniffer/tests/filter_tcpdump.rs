@@ -552,7 +552,7 @@ fn random_net(rng: &mut Rng) -> Net {
             v6: false,
         };
     }
-    let (s, d) = (v6(*rng.pick(&V6)), v6(*rng.pick(&V6)));
+    let (s, d) = (v6(rng.pick::<&str>(&V6)), v6(rng.pick::<&str>(&V6)));
     match rng.below(12) {
         0 => {
             let p = ipv6(s, d, 17, &udp(sp, dp));

@@ -84,7 +84,7 @@ fn crafted() -> Vec<Vec<u8>> {
             for (pi, &sp) in PORTS.iter().enumerate() {
                 let dp = PORTS[(pi + si + di) % PORTS.len()];
                 n += 1;
-                let (net, et) = if n % 3 == 0 {
+                let (net, et) = if n.is_multiple_of(3) {
                     let s = v6(V6[si % V6.len()]);
                     let d = v6(V6[di % V6.len()]);
                     let p = match n % 4 {

@@ -341,4 +341,53 @@ mod tests {
         );
         assert!(parse_flow_spec("10.0.0.1-10.0.0.2").is_err());
     }
+
+    /// What each input's filter becomes: the kernel's tables and userspace's residue.
+    #[test]
+    fn issue13_filters_split_between_the_kernel_and_userspace() {
+        let args = |iface: Option<&str>, ports: &[u16], all_tcp: bool| cli::InputArgs {
+            read: vec!["x.pcap".into()],
+            iface: iface.map(str::to_owned),
+            ports: ports.to_vec(),
+            all_tcp,
+            snaplen: 65535,
+            ring_mib: 64,
+        };
+        let words = |s: &str| -> Vec<String> { s.split(' ').map(str::to_owned).collect() };
+        let kernel = |s: &Source| match &s.input {
+            Input::Live(l) => l.filter.clone(),
+            Input::Files(_) => panic!("live expected"),
+        };
+        let live = Some("lo");
+        let s = source(&args(live, &[], false), &[]).unwrap();
+        assert_eq!(kernel(&s), KernelFilter::ports(&[80]));
+        assert_eq!((s.filter, s.selects.as_str()), (None, "port 80"));
+        let s = source(&args(live, &[], true), &[]).unwrap();
+        assert_eq!(kernel(&s), KernelFilter::all_tcp());
+        assert_eq!((s.filter, s.selects.as_str()), (None, "all TCP"));
+        let s = source(&args(live, &[80, 8080], false), &[]).unwrap();
+        assert_eq!(kernel(&s), KernelFilter::ports(&[80, 8080]));
+        assert!(s.filter.is_none());
+        let s = source(&args(live, &[], false), &words("tcp port 80 or 8080")).unwrap();
+        assert_eq!(kernel(&s), KernelFilter::ports(&[80, 8080]));
+        assert_eq!(
+            (s.filter, s.selects.as_str()),
+            (None, "tcp port 80 or 8080")
+        );
+        // A mask the kernel cannot hold: userspace finishes the job.
+        let e = "net 10.0.0.0 mask 255.0.255.0";
+        let s = source(&args(live, &[], false), &words(e)).unwrap();
+        assert_eq!(s.filter, Some(Filter::parse(e).unwrap()));
+        // Files: no filter unless asked; then the whole expression, in userspace.
+        let s = source(&args(None, &[], false), &[]).unwrap();
+        assert!(matches!(s.input, Input::Files(_)) && s.filter.is_none());
+        let s = source(&args(None, &[8080], false), &[]).unwrap();
+        assert_eq!(s.filter, Some(Filter::ports(&[8080])));
+        let s = source(&args(None, &[], false), &words("port 8080")).unwrap();
+        assert_eq!(s.filter, Some(Filter::parse("port 8080").unwrap()));
+        assert!(matches!(
+            source(&args(None, &[], false), &words("port")),
+            Err(ConfigError::Filter(_))
+        ));
+    }
 }
