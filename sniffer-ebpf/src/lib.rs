@@ -12,12 +12,20 @@ pub mod names {
     /// `RingBuf`: one [`RecordHeader`](super::RecordHeader) + packet bytes (+ slack up to
     /// the record's size class) per matched packet.
     pub const RECORDS: &str = "RECORDS";
-    /// `HashMap<u16, u8>`: the TCP ports that match (host byte order keys).
-    pub const PORTS: &str = "PORTS";
     /// `Array<Config>` with one entry, created `BPF_F_MMAPABLE`: userspace writes
     /// [`Config::reader_asleep`](super::Config::reader_asleep) through a shared mapping,
     /// which needs no `bpf()` call (and so no capability) after the privilege drop.
     pub const CONFIG: &str = "CONFIG";
+    /// `Array<FilterProgram>` with one entry: the tests and the truth table of the
+    /// compiled filter.
+    pub const FILTER: &str = "FILTER";
+    /// `Array<u64>` of [`MAX_TESTS`](super::MAX_TESTS) × [`PORT_WORDS`](super::PORT_WORDS)
+    /// words: test `i`'s port set is the bit set in words `i * PORT_WORDS ..`, bit
+    /// `port % 64` of word `port / 64`.
+    pub const PORT_BITS: &str = "PORT_BITS";
+    /// `LpmTrie<[u8; ADDR_KEY_BYTES], u8>`: the address prefixes of every address test, keyed
+    /// by [`addr_tag`](super::addr_tag) then the address (see [`ADDR_KEY_BYTES`](super::ADDR_KEY_BYTES)).
+    pub const ADDRS: &str = "ADDRS";
     /// `PerCpuArray<u64>` indexed by [`Counter`](super::Counter).
     pub const COUNTERS: &str = "COUNTERS";
 }
@@ -72,8 +80,6 @@ pub struct Config {
     pub reader_asleep: u32,
 }
 
-/// Match every TCP packet, ignoring `PORTS`.
-pub const FLAG_ALL_TCP: u32 = 1 << 0;
 /// The device has no link-layer header: packets start with IPv4/IPv6 (tun, wireguard, ARPHRD_NONE).
 pub const FLAG_NO_L2: u32 = 1 << 1;
 /// Skip PACKET_OUTGOING copies (loopback shows every packet twice otherwise, as libpcap knows).
@@ -85,7 +91,7 @@ pub const FLAG_SKIP_OUTGOING: u32 = 1 << 2;
 pub enum Counter {
     /// Packets the filter examined (loopback's outgoing duplicates not included).
     Seen = 0,
-    /// Packets that matched the port set.
+    /// Packets that matched the filter (and were handed to the ring buffer).
     Matched = 1,
     /// Matched bytes (wire length).
     MatchedBytes = 2,
@@ -95,7 +101,8 @@ pub enum Counter {
     CopyFailed = 4,
     /// Records whose capture was cut at the snap length.
     Truncated = 5,
-    /// IPv4 fragments other than the first (no TCP header to match on).
+    /// TCP fragments other than the first, IPv4 or IPv6: no TCP header, so port tests
+    /// are false for them (address tests still apply).
     NonFirstFragment = 6,
 }
 
@@ -114,9 +121,94 @@ impl Counter {
     ];
 }
 
+/// The most primitive tests the kernel evaluates per packet; a filter with more is
+/// evaluated in the kernel as a superset and exactly in userspace. Six tests make a truth
+/// table of 64 bits, one word.
+pub const MAX_TESTS: usize = 6;
+/// 64-bit words of one test's port bit set (65536 bits).
+pub const PORT_WORDS: u32 = 65536 / 64;
+/// Bytes of an address key's data in `ADDRS`: the tag byte, then 16 address bytes (an IPv4
+/// address takes the first 4, the rest is zero). The trie's prefix length counts the tag:
+/// `8 + network bits`.
+pub const ADDR_KEY_BYTES: usize = 17;
+/// How many IPv6 extension headers are followed to find TCP.
+pub const MAX_IPV6_EXT: usize = 6;
+
+/// The tag byte of an `ADDRS` key: the test's index and the address family, so that the
+/// prefixes of different tests and families never match each other's keys.
+pub const fn addr_tag(test: usize, v6: bool) -> u8 {
+    ((test as u8) << 1) | v6 as u8
+}
+
+/// [`Test::kind`]: the family the link layer announced is [`Test::family`] (`ip`, `ip6`).
+pub const TEST_FAMILY: u8 = 1;
+/// [`Test::kind`]: a port in the test's set in `PORT_BITS` (`port`, `portrange`).
+pub const TEST_PORT: u8 = 2;
+/// [`Test::kind`]: an address under one of the test's prefixes in `ADDRS` (`host`, `net`).
+pub const TEST_ADDR: u8 = 3;
+
+// [`Test::dir`] values are the direction's own truth table: bit `2 * s + d` is the test's
+// result when the source gave `s` and the destination `d` (0 or 1). The kernel combines
+// the two halves with a shift, without branching on the direction.
+/// [`Test::dir`]: the source or the destination (pcap-filter's default, `src or dst`).
+pub const DIR_EITHER: u8 = 0b1110;
+/// [`Test::dir`]: the source (`src`).
+pub const DIR_SRC: u8 = 0b1100;
+/// [`Test::dir`]: the destination (`dst`).
+pub const DIR_DST: u8 = 0b1010;
+/// [`Test::dir`]: both the source and the destination (`src and dst`).
+pub const DIR_BOTH: u8 = 0b1000;
+
+/// [`Test::family`] of IPv4.
+pub const FAMILY_V4: u8 = 4;
+/// [`Test::family`] of IPv6.
+pub const FAMILY_V6: u8 = 6;
+
+/// One primitive test of the compiled filter.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Test {
+    /// `TEST_*`.
+    pub kind: u8,
+    /// `DIR_*` (a family test uses [`DIR_EITHER`]: both halves are the same answer).
+    pub dir: u8,
+    /// `FAMILY_*` (family tests).
+    pub family: u8,
+    /// Zero.
+    pub reserved: u8,
+}
+
+/// The compiled filter: the kernel evaluates tests `0..n_tests` of a TCP packet into the
+/// bits of a mask (bit `i` = test `i`), and accepts the packet when bit `mask` of `truth`
+/// is set. Any and/or/not over at most [`MAX_TESTS`] tests is exact this way.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FilterProgram {
+    /// Bit `m`: accept when the tests gave mask `m`.
+    pub truth: u64,
+    /// The tests; only the first `n_tests` are used.
+    pub tests: [Test; MAX_TESTS],
+    /// 0..=[`MAX_TESTS`].
+    pub n_tests: u32,
+    /// `NEED_*`: which packet fields the tests read. A packet too short to hold one of
+    /// them is not matched.
+    pub needs: u32,
+}
+
+/// [`FilterProgram::needs`]: the TCP ports (for packets that have them).
+pub const NEED_PORTS: u32 = 1 << 0;
+/// [`FilterProgram::needs`]: the IP addresses.
+pub const NEED_ADDRS: u32 = 1 << 1;
+
 // No implicit padding: the sizes are the sums of the field sizes.
 const _: () = assert!(RecordHeader::LEN == 8 + 4 + 4 + 4 + 2 + 2);
 const _: () = assert!(size_of::<Config>() == 4 + 4 + 4 + 4);
+const _: () = assert!(size_of::<Test>() == 4);
+const _: () = assert!(size_of::<FilterProgram>() == 8 + MAX_TESTS * 4 + 4 + 4);
+const _: () = assert!(size_of::<FilterProgram>().is_multiple_of(8));
+// The mask of MAX_TESTS bits indexes the 64-bit truth table; tags fit a byte.
+const _: () = assert!(1 << MAX_TESTS == u64::BITS);
+const _: () = assert!(MAX_TESTS * 2 <= 256);
 
 #[cfg(all(feature = "user", not(target_arch = "bpf")))]
 mod pod {
@@ -124,4 +216,8 @@ mod pod {
     unsafe impl aya::Pod for super::RecordHeader {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::Config {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::Test {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::FilterProgram {}
 }

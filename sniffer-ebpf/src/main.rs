@@ -1,13 +1,18 @@
-//! The kernel program: an eBPF socket filter that selects TCP packets by port and copies
-//! them into a ring buffer. It returns 0, so its socket itself receives nothing.
+//! The kernel program: an eBPF socket filter that selects TCP packets with the compiled
+//! filter (pcap-filter's `tcp and (EXPR)`) and copies them into a ring buffer. It returns
+//! 0, so its socket itself receives nothing.
 //!
 //! Per packet:
 //! 1. skip loopback's outgoing copies (`FLAG_SKIP_OUTGOING`), count the rest (`Seen`);
-//! 2. find the network header: Ethernet with up to two 802.1Q/802.1ad tags, or, with
-//!    `FLAG_NO_L2`, the packet itself (by `skb->protocol`, else the IP version nibble);
-//! 3. IPv4: non-first fragments are counted and not matched; IPv6: up to
-//!    [`MAX_IPV6_EXT`] extension headers are skipped;
-//! 4. TCP: match if either port is in `PORTS` (or `FLAG_ALL_TCP`);
+//! 2. find the network header: Ethernet with up to two 802.1Q/802.1ad tags and a PPPoE
+//!    session header, or, with `FLAG_NO_L2`, the packet itself (by `skb->protocol`, else
+//!    the IP version nibble);
+//! 3. decide that it is TCP as pcap-filter's `tcp` does: IPv4 protocol 6 (non-first
+//!    fragments included, counted, without ports); IPv6 next header 6 after up to
+//!    [`MAX_IPV6_EXT`] extension headers (a non-first fragment is TCP without ports);
+//! 4. evaluate the filter's tests (`FILTER`): each gives one bit of a mask; ports are
+//!    looked up in the test's bit set in `PORT_BITS`, addresses in the `ADDRS` trie; the
+//!    packet matches if bit `mask` of the truth table is set;
 //! 5. a match reserves a record in `RECORDS` of `RecordHeader::LEN + C` bytes, `C` the
 //!    smallest of the constant size classes ([`CLASSES`], 128 … 65536) that holds
 //!    `cap_len = min(len, snaplen)` (`bpf_ringbuf_reserve` takes only constant sizes),
@@ -19,6 +24,10 @@
 //!    cross a multiple of `Config::wakeup_bytes`; it polls for smaller batches. A reader
 //!    that stopped polling because the ring stayed empty (`Config::reader_asleep`) is
 //!    woken by every record instead, until it is up again.
+//!
+//! The same decisions are made in userspace by `sniffer::filter` for capture files (and
+//! for live packets when the filter has more tests than the kernel takes): the two must
+//! agree, and the tests check that they do.
 //!
 //! All packet reads go through `bpf_skb_load_bytes`: socket filters have no direct packet
 //! access. `skb->data` starts at the link-layer header for an AF_PACKET SOCK_RAW socket.
@@ -33,16 +42,16 @@ mod program {
         },
         helpers::generated::{bpf_ktime_get_ns, bpf_skb_load_bytes},
         macros::{map, socket_filter},
-        maps::{Array, HashMap, PerCpuArray, RingBuf},
+        maps::{Array, LpmTrie, PerCpuArray, RingBuf, lpm_trie::Key},
         programs::SkBuffContext,
     };
     use aya_log_ebpf::debug;
     use sniffer_ebpf::{
-        Config, Counter, FLAG_ALL_TCP, FLAG_NO_L2, FLAG_SKIP_OUTGOING, MAX_SNAPLEN, RecordHeader,
+        ADDR_KEY_BYTES, Config, Counter, FAMILY_V4, FAMILY_V6, FLAG_NO_L2, FLAG_SKIP_OUTGOING,
+        FilterProgram, MAX_IPV6_EXT, MAX_SNAPLEN, MAX_TESTS, NEED_ADDRS, NEED_PORTS, PORT_WORDS,
+        RecordHeader, TEST_ADDR, TEST_FAMILY, TEST_PORT, addr_tag,
     };
 
-    /// How many IPv6 extension headers are skipped before giving up on the packet.
-    const MAX_IPV6_EXT: usize = 6;
     /// `PACKET_OUTGOING` from `<linux/if_packet.h>`.
     const PACKET_OUTGOING: u32 = 4;
     const ETH_P_IP: u16 = 0x0800;
@@ -51,19 +60,30 @@ mod program {
     const ETH_P_8021AD: u16 = 0x88A8;
     /// The pre-standard QinQ outer tag some switches still send.
     const ETH_P_QINQ1: u16 = 0x9100;
+    const ETH_P_PPP_SES: u16 = 0x8864;
+    const PPP_IP: u16 = 0x0021;
+    const PPP_IPV6: u16 = 0x0057;
     const IPPROTO_TCP: u8 = 6;
 
     /// Matched packets; userspace sizes it (`--ring-mib`).
     #[map(name = "RECORDS")]
     static RECORDS: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
 
-    /// TCP ports that match, host byte order; the value is unused.
-    #[map(name = "PORTS")]
-    static PORTS: HashMap<u16, u8> = HashMap::with_max_entries(1024, 0);
-
     /// One [`Config`]; index 0. Mmapable: userspace flips `reader_asleep` in place.
     #[map(name = "CONFIG")]
     static CONFIG: Array<Config> = Array::with_max_entries(1, BPF_F_MMAPABLE);
+
+    /// One [`FilterProgram`]; index 0.
+    #[map(name = "FILTER")]
+    static FILTER: Array<FilterProgram> = Array::with_max_entries(1, 0);
+
+    /// The port bit sets, [`PORT_WORDS`] words per test.
+    #[map(name = "PORT_BITS")]
+    static PORT_BITS: Array<u64> = Array::with_max_entries(MAX_TESTS as u32 * PORT_WORDS, 0);
+
+    /// The address prefixes, keyed by tag byte then address; userspace sizes it.
+    #[map(name = "ADDRS")]
+    static ADDRS: LpmTrie<[u8; ADDR_KEY_BYTES], u8> = LpmTrie::with_max_entries(1, 0);
 
     /// Per-CPU counters indexed by [`Counter`].
     #[map(name = "COUNTERS")]
@@ -89,6 +109,15 @@ mod program {
         load::<[u8; 2]>(ctx, offset).map(u16::from_be_bytes)
     }
 
+    /// A TCP packet, as far as the filter needs to know it.
+    struct Tcp {
+        v6: bool,
+        /// Offset of the IP header.
+        l3: u32,
+        /// Offset of the TCP header; `None` for a non-first fragment, which has no ports.
+        l4: Option<u32>,
+    }
+
     #[socket_filter]
     pub fn sniffer(ctx: SkBuffContext) -> i64 {
         let Some(cfg) = CONFIG.get(0).copied() else {
@@ -105,31 +134,164 @@ mod program {
         count(Counter::Seen, 1);
         // skb->protocol is kept in network byte order in the low 16 bits.
         let protocol_be = protocol_raw as u16;
-        let Some(l4) = find_tcp(&ctx, cfg.flags, u16::from_be(protocol_be)) else {
+        let Some(tcp) = find_tcp(&ctx, cfg.flags, u16::from_be(protocol_be)) else {
             return 0;
         };
-        let Some(ports) = load::<[u8; 4]>(&ctx, l4) else {
+        let Some(filter) = FILTER.get(0) else {
             return 0;
         };
-        let sport = u16::from_be_bytes([ports[0], ports[1]]);
-        let dport = u16::from_be_bytes([ports[2], ports[3]]);
-        let matched = cfg.flags & FLAG_ALL_TCP != 0
-            // SAFETY: the values are only tested for presence.
-            || unsafe { PORTS.get(sport).is_some() || PORTS.get(dport).is_some() };
-        if !matched {
+        if !accept(&ctx, filter, &tcp) {
             return 0;
         }
         let wire_len = ctx.len();
         count(Counter::Matched, 1);
         count(Counter::MatchedBytes, u64::from(wire_len));
-        debug!(&ctx, "match {}:{} len {}", sport, dport, wire_len);
         output(&ctx, &cfg, wire_len, ifindex, pkt_type, protocol_be);
+        // Last: the log record's pointer must not share a stack slot with a later
+        // counter's key, which the verifier refuses without CAP_PERFMON.
+        debug!(&ctx, "match len {}", wire_len);
         0
     }
 
-    /// The offset of the TCP header, or `None` if this is not a matchable TCP packet.
+    /// Evaluates the filter's tests into a mask and looks it up in the truth table. A
+    /// packet too short for a field the tests read is not accepted.
+    ///
+    /// Verifier-friendly: the loop runs at most [`MAX_TESTS`] times, and the mask is only
+    /// ever combined arithmetically (each test's bit from its two halves by a shift of
+    /// the direction's table, the mask into the truth table by a shift), never branched
+    /// on or used as an offset, so the verifier keeps it imprecise and the states of the
+    /// paths through each test prune into one.
     #[inline(always)]
-    fn find_tcp(ctx: &SkBuffContext, flags: u32, skb_protocol: u16) -> Option<u32> {
+    fn accept(ctx: &SkBuffContext, filter: &FilterProgram, tcp: &Tcp) -> bool {
+        // The ports; no port test matches without them (all values initialised: the
+        // verifier refuses to read a register an undefined Option payload left unset).
+        let (mut has_ports, mut sport, mut dport) = (false, 0_u16, 0_u16);
+        if filter.needs & NEED_PORTS != 0
+            && let Some(l4) = tcp.l4
+        {
+            let Some(p) = load::<[u8; 4]>(ctx, l4) else {
+                return false;
+            };
+            has_ports = true;
+            sport = u16::from_be_bytes([p[0], p[1]]);
+            dport = u16::from_be_bytes([p[2], p[3]]);
+        }
+        let prefix_len = if tcp.v6 { 8 + 128 } else { 8 + 32 };
+        let mut src = AddrKey { words: [1; 3] };
+        let mut dst = AddrKey { words: [1; 3] };
+        src.init(prefix_len);
+        dst.init(prefix_len);
+        if filter.needs & NEED_ADDRS != 0 {
+            let (at, len) = if tcp.v6 { (8, 16) } else { (12, 4) };
+            if !src.load(ctx, tcp.l3 + at, len) || !dst.load(ctx, tcp.l3 + at + len, len) {
+                return false;
+            }
+        }
+        let family = if tcp.v6 { FAMILY_V6 } else { FAMILY_V4 };
+        let mut mask = 0_u64;
+        for i in 0..MAX_TESTS {
+            if i as u32 >= filter.n_tests {
+                break;
+            }
+            let test = filter.tests[i];
+            let (s, d) = match test.kind {
+                TEST_FAMILY => {
+                    let b = u64::from(test.family == family);
+                    (b, b)
+                }
+                TEST_PORT if has_ports => (port_bit(i, sport), port_bit(i, dport)),
+                TEST_ADDR => {
+                    let tag = addr_tag(i, tcp.v6);
+                    (src.lookup(tag), dst.lookup(tag))
+                }
+                _ => (0, 0),
+            };
+            let hit = (u64::from(test.dir) >> ((s << 1 | d) & 3)) & 1;
+            mask |= hit << i;
+        }
+        (filter.truth >> (mask & 63)) & 1 != 0
+    }
+
+    /// 1 if `port` is in test `test`'s port set, else 0.
+    #[inline(always)]
+    fn port_bit(test: usize, port: u16) -> u64 {
+        let index = test as u32 * PORT_WORDS + u32::from(port >> 6);
+        PORT_BITS
+            .get(index)
+            .map_or(0, |word| (*word >> (port & 63)) & 1)
+    }
+
+    /// An `ADDRS` lookup key on the stack, in `Key<[u8; ADDR_KEY_BYTES]>`'s layout: the
+    /// prefix length (4 bytes, native order), the tag byte, the address (16 bytes), then
+    /// 3 bytes of padding. Kept as three words, built with word stores: zeroing a byte
+    /// array becomes a call to a `memset` loop, whose pointer arithmetic the verifier
+    /// refuses without CAP_PERFMON.
+    struct AddrKey {
+        words: [u64; 3],
+    }
+
+    const _: () = assert!(size_of::<Key<[u8; ADDR_KEY_BYTES]>>() == 4 + ADDR_KEY_BYTES);
+    const _: () = assert!(size_of::<AddrKey>() >= 4 + ADDR_KEY_BYTES);
+
+    impl AddrKey {
+        /// Byte offset of the tag; the address follows it.
+        const TAG: usize = 4;
+
+        /// A key for `prefix_len` bits, the tag and address zero. Built in place: copying
+        /// it would be a `memcpy`/`memset` call again.
+        #[inline(always)]
+        fn init(&mut self, prefix_len: u32) {
+            // The prefix length in the first 4 bytes in native order, the rest zero.
+            let first = if cfg!(target_endian = "little") {
+                u64::from(prefix_len)
+            } else {
+                u64::from(prefix_len) << 32
+            };
+            // Volatile: LLVM would merge plain zero stores into a `memset` call.
+            // SAFETY: the three words are inside `self`.
+            unsafe {
+                core::ptr::write_volatile(&raw mut self.words[0], first);
+                core::ptr::write_volatile(&raw mut self.words[1], 0);
+                core::ptr::write_volatile(&raw mut self.words[2], 0);
+            }
+        }
+
+        fn bytes(&mut self) -> *mut u8 {
+            self.words.as_mut_ptr().cast()
+        }
+
+        /// Loads `len` (4 or 16) address bytes from the packet at `offset` into the key,
+        /// after the tag byte.
+        #[inline(always)]
+        fn load(&mut self, ctx: &SkBuffContext, offset: u32, len: u32) -> bool {
+            // SAFETY: the 16 bytes after the tag are inside `words`, and `len` <= 16.
+            unsafe {
+                bpf_skb_load_bytes(
+                    ctx.skb.skb.cast(),
+                    offset,
+                    self.bytes().add(Self::TAG + 1).cast(),
+                    len,
+                ) == 0
+            }
+        }
+
+        /// 1 if the address is under one of the prefixes tagged `tag`, else 0 (the trie's
+        /// values are 1).
+        #[inline(always)]
+        fn lookup(&mut self, tag: u8) -> u64 {
+            // SAFETY: the tag byte is inside `words`; a `Key<[u8; ADDR_KEY_BYTES]>` (packed,
+            // alignment 1) is a prefix of `words`' bytes.
+            let key = unsafe {
+                *self.bytes().add(Self::TAG) = tag;
+                &*self.bytes().cast::<Key<[u8; ADDR_KEY_BYTES]>>()
+            };
+            ADDRS.get(key).map_or(0, |v| u64::from(*v) & 1)
+        }
+    }
+
+    /// The packet as TCP, or `None` if it is not TCP (for pcap-filter's `tcp`).
+    #[inline(always)]
+    fn find_tcp(ctx: &SkBuffContext, flags: u32, skb_protocol: u16) -> Option<Tcp> {
         let (ethertype, l3) = if flags & FLAG_NO_L2 != 0 {
             let ethertype = match skb_protocol {
                 ETH_P_IP | ETH_P_IPV6 => skb_protocol,
@@ -153,6 +315,15 @@ mod program {
                     l3 += 4;
                 }
             }
+            // A PPPoE session: 6 bytes of PPPoE header, then the 2-byte PPP protocol.
+            if ethertype == ETH_P_PPP_SES {
+                ethertype = match load_be16(ctx, l3 + 6)? {
+                    PPP_IP => ETH_P_IP,
+                    PPP_IPV6 => ETH_P_IPV6,
+                    _ => return None,
+                };
+                l3 += 8;
+            }
             (ethertype, l3)
         };
         match ethertype {
@@ -163,38 +334,36 @@ mod program {
     }
 
     #[inline(always)]
-    fn ipv4_tcp(ctx: &SkBuffContext, l3: u32) -> Option<u32> {
-        // version/IHL, TOS, total length, id, flags/fragment offset, TTL, protocol.
+    fn ipv4_tcp(ctx: &SkBuffContext, l3: u32) -> Option<Tcp> {
+        // version/IHL, TOS, total length, id, flags/fragment offset, TTL, protocol. As in
+        // pcap-filter, the protocol decides; the version and IHL are taken as they are.
         let h = load::<[u8; 10]>(ctx, l3)?;
-        if h[0] >> 4 != 4 {
-            return None;
-        }
-        let ihl = u32::from(h[0] & 0x0f) * 4;
-        if ihl < 20 {
-            return None;
-        }
         if h[9] != IPPROTO_TCP {
             return None;
         }
         let frag_offset = u16::from_be_bytes([h[6], h[7]]) & 0x1fff;
-        if frag_offset != 0 {
+        let l4 = if frag_offset == 0 {
+            Some(l3 + u32::from(h[0] & 0x0f) * 4)
+        } else {
             count(Counter::NonFirstFragment, 1);
-            return None;
-        }
-        Some(l3 + ihl)
+            None
+        };
+        Some(Tcp { v6: false, l3, l4 })
     }
 
     #[inline(always)]
-    fn ipv6_tcp(ctx: &SkBuffContext, l3: u32) -> Option<u32> {
-        let first = load::<u8>(ctx, l3)?;
-        if first >> 4 != 6 {
-            return None;
-        }
+    fn ipv6_tcp(ctx: &SkBuffContext, l3: u32) -> Option<Tcp> {
         let mut next = load::<u8>(ctx, l3 + 6)?;
         let mut off = l3 + 40;
         for _ in 0..MAX_IPV6_EXT {
             match next {
-                IPPROTO_TCP => return Some(off),
+                IPPROTO_TCP => {
+                    return Some(Tcp {
+                        v6: true,
+                        l3,
+                        l4: Some(off),
+                    });
+                }
                 // Hop-by-hop, routing, destination options: (len + 1) * 8 bytes.
                 0 | 43 | 60 => {
                     let h = load::<[u8; 2]>(ctx, off)?;
@@ -204,11 +373,18 @@ mod program {
                 // Fragment: 8 bytes; only the first fragment has the TCP header.
                 44 => {
                     let h = load::<[u8; 4]>(ctx, off)?;
-                    if u16::from_be_bytes([h[2], h[3]]) & 0xfff8 != 0 {
-                        count(Counter::NonFirstFragment, 1);
-                        return None;
-                    }
                     next = h[0];
+                    if u16::from_be_bytes([h[2], h[3]]) & 0xfff8 != 0 {
+                        if next != IPPROTO_TCP {
+                            return None;
+                        }
+                        count(Counter::NonFirstFragment, 1);
+                        return Some(Tcp {
+                            v6: true,
+                            l3,
+                            l4: None,
+                        });
+                    }
                     off += 8;
                 }
                 // Authentication header: (len + 2) * 4 bytes.
@@ -220,7 +396,11 @@ mod program {
                 _ => return None,
             }
         }
-        (next == IPPROTO_TCP).then_some(off)
+        (next == IPPROTO_TCP).then_some(Tcp {
+            v6: true,
+            l3,
+            l4: Some(off),
+        })
     }
 
     /// Packet-byte capacities of the record size classes, ascending. `bpf_ringbuf_reserve`

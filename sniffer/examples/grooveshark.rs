@@ -14,7 +14,7 @@
 use std::{fs::File, io::Write as _, path::PathBuf, process::ExitCode};
 
 use sniffer::{
-    capture::{self, Input, LiveOptions},
+    capture::{self, Input, KernelFilter, LiveOptions},
     flow::FlowConfig,
     http::{BodyEvent, HttpAnalyzer, HttpListener, Limits, Transaction},
     pipeline,
@@ -111,8 +111,7 @@ fn main() -> ExitCode {
         Some("-r") if args.len() >= 2 => Input::Files(vec![args[1].clone().into()]),
         Some("-i") if args.len() >= 2 => Input::Live(LiveOptions {
             iface: args[1].clone(),
-            ports: vec![80],
-            all_tcp: false,
+            filter: KernelFilter::ports(&[80]),
             snaplen: 65535,
             ring_bytes: 64 << 20,
         }),

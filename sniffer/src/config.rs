@@ -19,8 +19,7 @@ mod tests {
         let input: super::Input = crate::capture::Input::Files(vec!["x.pcap".into()]);
         let live: super::LiveConfig = crate::capture::LiveOptions {
             iface: "lo".into(),
-            ports: vec![80],
-            all_tcp: false,
+            filter: crate::capture::KernelFilter::ports(&[80]),
             snaplen: 65535,
             ring_bytes: 1 << 20,
         };

@@ -675,58 +675,15 @@ mod link {
         Err(Skip::Malformed("more than 3 VLAN tags"))
     }
 
-    /// NFLOG's TLV carrying the logged packet (`NFULA_PAYLOAD`).
-    const NFULA_PAYLOAD: u16 = 9;
-
-    /// LINKTYPE_NFLOG: a 4-byte header (address family, version 0, resource id), then
-    /// TLVs, each padded to 4 bytes, whose length (header included) and type are in the
-    /// capturing host's byte order: either order is accepted, the one that makes sense
-    /// (a type below 256, a length within the frame) chosen per TLV. The packet is the
-    /// `NFULA_PAYLOAD` TLV; the others (prefix, marks, timestamps, uid, ...) are
-    /// skipped. The frame's time is the capture record's, as tcpdump shows it.
+    /// The packet in an NFLOG frame ([`crate::capture::nflog`]).
     fn nflog(data: &[u8]) -> Result<&[u8], Skip> {
-        if data.len() < 4 {
-            return Err(Skip::Short("frame shorter than its NFLOG header"));
+        use crate::capture::nflog::{Nflog, packet};
+        match packet(data) {
+            Nflog::Packet { at, .. } => Ok(&data[at]),
+            Nflog::NoPacket => Err(Skip::NotIp),
+            Nflog::Short(what) => Err(Skip::Short(what)),
+            Nflog::Malformed(what) => Err(Skip::Malformed(what)),
         }
-        if data[1] != 0 {
-            return Err(Skip::Malformed("unknown NFLOG version"));
-        }
-        if data[0] != AF_INET as u8 && !AF_INET6.iter().any(|&f| u32::from(data[0]) == f) {
-            return Err(Skip::NotIp);
-        }
-        let mut at = 4;
-        while at < data.len() {
-            let h = data
-                .get(at..at + 4)
-                .ok_or(Skip::Short("frame shorter than its NFLOG TLV header"))?;
-            let fits = |len: u16, kind: u16| {
-                len >= 4 && kind & 0x7fff < 0x100 && at + usize::from(len) <= data.len()
-            };
-            let le = (
-                u16::from_le_bytes([h[0], h[1]]),
-                u16::from_le_bytes([h[2], h[3]]),
-            );
-            let be = (
-                u16::from_be_bytes([h[0], h[1]]),
-                u16::from_be_bytes([h[2], h[3]]),
-            );
-            let (len, kind) = if fits(le.0, le.1) {
-                le
-            } else if fits(be.0, be.1) {
-                be
-            } else if le.0 >= 4 || be.0 >= 4 {
-                return Err(Skip::Short("frame shorter than its NFLOG TLV"));
-            } else {
-                return Err(Skip::Malformed("NFLOG TLV shorter than its header"));
-            };
-            let end = at + usize::from(len);
-            if kind & 0x7fff == NFULA_PAYLOAD {
-                return Ok(&data[at + 4..end]);
-            }
-            at = (end + 3) & !3;
-        }
-        // A log message without the packet (logged with a zero copy range).
-        Err(Skip::NotIp)
     }
 
     /// An 802.11 frame: data frames carrying LLC/SNAP with an EtherType.

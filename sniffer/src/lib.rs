@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! capture (live ring buffer | pcap/pcapng file) ─> Frame
+//!   └─ filter (pcap-filter expression, `tcp and (EXPR)`; live: mostly in the kernel)
 //!   └─ decode (link layer → IP → TCP, defrag)   ─> Segment
 //!       └─ flow (4-tuple → Session: reuse, orientation, eviction)
 //!           └─ tcp (sequence numbers, reassembly, gaps)
@@ -32,6 +33,9 @@ pub mod records;
 
 // Frames from a live device or from capture files.
 pub mod capture;
+
+// pcap-filter expressions on raw frames; their compilation for the kernel program.
+pub mod filter;
 
 // Frames to TCP segments.
 pub mod decode;

@@ -1,8 +1,11 @@
 //! Drives a packet source through decode, the flow table and reassembly into a listener.
 //!
 //! ```text
-//! PacketSource ─Frame─> decode::Decoder ─Segment─> flow::FlowTable ─events─> Listener
+//! PacketSource ─Frame─> [filter::Filter] ─Frame─> decode::Decoder ─Segment─> flow::FlowTable ─events─> Listener
 //! ```
+//!
+//! A filter ([`run_filtered`]) applies to the raw frame, before decode, as tcpdump's does;
+//! what it rejects is counted ([`PipelineStats::filter`]).
 //!
 //! A live source that has nothing to deliver says so about once a second
 //! ([`Poll::Idle`]), and the flow table is then expired at the wall-clock time, so sessions
@@ -22,6 +25,7 @@ use std::time::{Duration, Instant};
 use crate::{
     capture::{CaptureError, PacketSource, Poll, SourceStats},
     decode::{DecodeStats, Decoder},
+    filter::{Filter, FilterStats},
     flow::{FlowConfig, FlowStats, FlowTable},
     listener::Listener,
     wire::Timestamp,
@@ -32,6 +36,8 @@ use crate::{
 pub struct PipelineStats {
     /// The packet source.
     pub source: SourceStats,
+    /// The userspace filter, when there was one.
+    pub filter: Option<FilterStats>,
     /// Frames → segments.
     pub decode: DecodeStats,
     /// Sessions and reassembly.
@@ -81,7 +87,29 @@ pub fn run<L: Listener + ?Sized>(
     flow: &FlowConfig,
     listener: &mut L,
 ) -> Result<PipelineStats, PipelineError> {
-    drive(source, flow, listener, None)
+    run_with(source, flow, listener, Extras::default())
+}
+
+/// [`run`], with only the frames `filter` matches going on to decode (pcap-filter's
+/// `tcp and (EXPR)` on the raw frame; see [`crate::filter`]).
+///
+/// # Errors
+/// As [`run`].
+pub fn run_filtered<L: Listener + ?Sized>(
+    source: &mut dyn PacketSource,
+    filter: Option<&Filter>,
+    flow: &FlowConfig,
+    listener: &mut L,
+) -> Result<PipelineStats, PipelineError> {
+    run_with(
+        source,
+        flow,
+        listener,
+        Extras {
+            filter,
+            ..Extras::default()
+        },
+    )
 }
 
 /// Like [`run`], and every `every` of wall-clock time (at the first idle tick or
@@ -97,13 +125,40 @@ pub fn run_with_ticks<L: Listener + ?Sized>(
     every: Duration,
     on_tick: &mut dyn FnMut(&Progress, &mut L),
 ) -> Result<PipelineStats, PipelineError> {
-    let ticker = Ticker {
-        every,
-        next: Instant::now() + every,
-        frames: 0,
-        call: on_tick,
-    };
-    drive(source, flow, listener, Some(ticker))
+    run_with(
+        source,
+        flow,
+        listener,
+        Extras {
+            ticks: Some((every, on_tick)),
+            ..Extras::default()
+        },
+    )
+}
+
+/// A callback at intervals: the progress so far, and the listener.
+pub type OnTick<'a, L> = &'a mut dyn FnMut(&Progress, &mut L);
+
+/// What a run may add to a plain [`run`].
+pub struct Extras<'a, L: ?Sized> {
+    /// Only the frames this matches go on to decode (see [`run_filtered`]).
+    pub filter: Option<&'a Filter>,
+    /// Every `.0` of wall-clock time, `.1` gets the progress so far and the listener (see
+    /// [`run_with_ticks`]).
+    pub ticks: Option<(Duration, OnTick<'a, L>)>,
+    /// Stop after this many frames went on to decode (the filter's matches), as
+    /// tcpdump's `-c` does.
+    pub limit: Option<u64>,
+}
+
+impl<L: ?Sized> Default for Extras<'_, L> {
+    fn default() -> Self {
+        Self {
+            filter: None,
+            ticks: None,
+            limit: None,
+        }
+    }
 }
 
 /// When [`run_with_ticks`] calls back next.
@@ -118,7 +173,7 @@ struct Ticker<'a, L: ?Sized> {
 impl<L: Listener + ?Sized> Ticker<'_, L> {
     /// Calls back if a tick is due; `frame` says whether this is a frame (counted, and the
     /// clock looked at every [`CLOCK_EVERY`]) or an idle tick (the clock looked at).
-    fn check(&mut self, frame: bool, listener: &mut L, progress: impl FnOnce() -> Progress) {
+    fn check(&mut self, frame: bool, listener: &mut L, progress: impl FnOnce(&L) -> Progress) {
         if frame {
             self.frames += 1;
             if self.frames < CLOCK_EVERY {
@@ -134,30 +189,58 @@ impl<L: Listener + ?Sized> Ticker<'_, L> {
         if self.next <= now {
             self.next = now + self.every;
         }
-        (self.call)(&progress(), listener);
+        let p = progress(listener);
+        (self.call)(&p, listener);
     }
 }
 
-fn drive<L: Listener + ?Sized>(
+/// [`run`] with its [`Extras`]: every other `run_*` comes here.
+///
+/// # Errors
+/// As [`run`].
+pub fn run_with<L: Listener + ?Sized>(
     source: &mut dyn PacketSource,
     flow: &FlowConfig,
     listener: &mut L,
-    mut ticker: Option<Ticker<'_, L>>,
+    extras: Extras<'_, L>,
 ) -> Result<PipelineStats, PipelineError> {
+    let filter = extras.filter;
+    let mut left = extras.limit;
+    let mut ticker = extras.ticks.map(|(every, call)| Ticker {
+        every,
+        next: Instant::now() + every,
+        frames: 0,
+        call,
+    });
+    let mut filtered = FilterStats::default();
     let mut decoder = Decoder::new();
     let mut table = FlowTable::new(flow);
     let mut last_ts = Timestamp(0);
     let mut stopped_early = false;
     let outcome = loop {
-        if listener.should_stop() {
+        if listener.should_stop() || left == Some(0) {
             stopped_early = true;
             break Ok(());
         }
         let is_frame = match source.poll() {
             Ok(Poll::Frame(frame)) => {
                 last_ts = last_ts.max(frame.ts);
-                if let Some(segment) = decoder.decode(&frame) {
-                    table.process(&segment, listener);
+                let wanted = filter.is_none_or(|f| {
+                    let m = f.matches(&frame);
+                    if m {
+                        filtered.matched += 1;
+                    } else {
+                        filtered.rejected += 1;
+                    }
+                    m
+                });
+                if wanted {
+                    if let Some(n) = &mut left {
+                        *n -= 1;
+                    }
+                    if let Some(segment) = decoder.decode(&frame) {
+                        table.process(&segment, listener);
+                    }
                 }
                 true
             }
@@ -171,21 +254,23 @@ fn drive<L: Listener + ?Sized>(
             Err(e) => break Err(e),
         };
         if let Some(ticker) = &mut ticker {
-            ticker.check(is_frame, listener, || Progress {
+            ticker.check(is_frame, listener, |listener| Progress {
                 stats: PipelineStats {
                     source: source.stats(),
+                    filter: filter.map(|_| filtered.clone()),
                     decode: decoder.stats().clone(),
                     flow: table.stats().clone(),
                     stopped_early: false,
                 },
                 live_sessions: table.len() as u64,
-                memory_bytes: table.memory(),
+                memory_bytes: table.memory() + listener.memory_in_use(),
             });
         }
     };
     table.finish(last_ts, listener);
     let stats = PipelineStats {
         source: source.stats(),
+        filter: filter.map(|_| filtered),
         decode: decoder.stats().clone(),
         flow: table.stats().clone(),
         stopped_early,

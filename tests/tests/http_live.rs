@@ -7,7 +7,10 @@
 use std::{path::Path, process::Command, thread, time::Duration};
 
 use sniffer::{
-    capture::live::{LiveOptions, LiveSource},
+    capture::{
+        KernelFilter,
+        live::{LiveOptions, LiveSource},
+    },
     extract::{ExtractConfig, ExtractStats, Extractor},
     flow::FlowConfig,
     http::{HttpAnalyzer, HttpStats, Limits},
@@ -39,8 +42,7 @@ fn main_job(v6: bool) {
 
     let config = LiveOptions {
         iface: veth.b_if.clone(),
-        ports: vec![80],
-        all_tcp: false,
+        filter: KernelFilter::ports(&[80]),
         snaplen: 65536,
         ring_bytes: 64 << 20,
     };

@@ -16,7 +16,10 @@ use std::{
 
 use sniffer::{
     PacketSource as _,
-    capture::live::{LiveOptions, LiveSource},
+    capture::{
+        KernelFilter,
+        live::{LiveOptions, LiveSource},
+    },
 };
 use tests::{
     Child, Netns, VethPair,
@@ -119,8 +122,7 @@ fn issue12_a_record_wakes_a_sleeping_reader() {
     let (veth, a, b) = idle_link();
     let config = LiveOptions {
         iface: veth.b_if.clone(),
-        ports: vec![80],
-        all_tcp: false,
+        filter: KernelFilter::ports(&[80]),
         snaplen: 65536,
         ring_bytes: 1 << 20,
     };

@@ -13,7 +13,7 @@ use std::{
 use sniffer::{
     LinkType, PacketSource,
     capture::{
-        SourceStats,
+        KernelFilter, SourceStats,
         live::{LiveOptions, LiveSource},
     },
 };
@@ -90,8 +90,7 @@ fn capture_while(
 ) -> (Vec<(LinkType, Vec<u8>)>, SourceStats) {
     let config = LiveOptions {
         iface: iface.to_owned(),
-        ports: vec![80],
-        all_tcp: false,
+        filter: KernelFilter::ports(&[80]),
         snaplen: 65536,
         ring_bytes: 1 << 20,
     };

@@ -16,7 +16,7 @@ use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 use sniffer::{
     PacketSource,
     capture::{
-        KernelCounters, SourceStats,
+        KernelCounters, KernelFilter, SourceStats,
         live::{LiveOptions, LiveSource, StopHandle},
     },
 };
@@ -107,8 +107,7 @@ fn fetch(lab: &Lab, v6: bool, port: u16) -> Fetch {
 fn start_capture(lab: &Lab) -> (StopHandle, thread::JoinHandle<Captured>) {
     let config = LiveOptions {
         iface: lab.veth.a_if.clone(),
-        ports: vec![80],
-        all_tcp: false,
+        filter: KernelFilter::ports(&[80]),
         snaplen: SNAPLEN,
         ring_bytes: 64 << 20,
     };

@@ -1,8 +1,8 @@
-//! `sniffer capture`: write the packets the kernel filter selected to a pcap or pcapng
-//! file, then print what was counted on the way (kernel filter and userspace) to stderr.
+//! `sniffer capture`: write the packets the filter selected to a pcap or pcapng file, then
+//! print what was counted on the way (kernel filter and userspace) to stderr.
 //!
-//! With `-r FILE` it copies a dump into the chosen format (every packet: the port
-//! selection happens in the kernel, so it applies to live capture only).
+//! With `-r FILE` it copies a dump into the chosen format: the packets the filter (an
+//! expression or `--port`) selects, or, without one, every packet.
 
 use std::{
     fs::File,
@@ -21,7 +21,8 @@ use super::{AppError, config::CaptureConfig, now, privilege, stop};
 const OUT_BUF: usize = 32 << 10;
 
 pub(super) fn run(config: &CaptureConfig) -> Result<(), AppError> {
-    let mut source = stop::open(&config.input, config.count)?;
+    let mut source = stop::open(&config.source.input)?;
+    let filter = config.source.filter.as_ref();
     let target = config.write.display().to_string();
     let out: Box<dyn Write> = if config.write.as_os_str() == "-" {
         Box::new(BufWriter::with_capacity(OUT_BUF, io::stdout().lock()))
@@ -34,7 +35,7 @@ pub(super) fn run(config: &CaptureConfig) -> Result<(), AppError> {
     };
     // The device and the file are open: nothing privileged is left to do.
     privilege::drop_privileges(&config.run_as)?;
-    let (snaplen, if_name) = match &config.input {
+    let (snaplen, if_name) = match &config.source.input {
         Input::Live(live) => (live.snaplen, Some(live.iface.as_str())),
         Input::Files(_) => (262_144, None),
     };
@@ -44,16 +45,10 @@ pub(super) fn run(config: &CaptureConfig) -> Result<(), AppError> {
         Format::Pcap
     };
     let mut writer = PcapWriter::new(out, format, snaplen, LinkType::Ethernet, if_name);
-    if let Input::Live(live) = &config.input {
-        let what = if live.all_tcp {
-            "all TCP".to_owned()
-        } else {
-            let ports: Vec<String> = live.ports.iter().map(u16::to_string).collect();
-            format!("TCP port {}", ports.join(", "))
-        };
+    if let Input::Live(live) = &config.source.input {
         eprintln!(
-            "sniffer: capturing on {} ({what}) into {target}; Ctrl-C stops",
-            live.iface
+            "sniffer: capturing on {} ({}) into {target}; Ctrl-C stops",
+            live.iface, config.source.selects
         );
     }
     let writer_err = |e: WriterError| AppError::Io {
@@ -66,9 +61,14 @@ pub(super) fn run(config: &CaptureConfig) -> Result<(), AppError> {
 
     // Frames written before an error are kept: the file is finished either way.
     let mut result = Ok(());
-    loop {
+    let mut rejected = 0;
+    while config.source.count.is_none_or(|n| writer.frames() < n) {
         match source.next_frame() {
             Ok(Some(frame)) => {
+                if filter.is_some_and(|f| !f.matches(&frame)) {
+                    rejected += 1;
+                    continue;
+                }
                 if let Err(e) = writer.write_frame(&frame) {
                     result = Err(writer_err(e));
                     break;
@@ -87,15 +87,14 @@ pub(super) fn run(config: &CaptureConfig) -> Result<(), AppError> {
         .write_stats(&stats, now())
         .and_then(|()| writer.finish().map(drop))
         .map_err(writer_err);
-    eprint!("{}", report(&stats, written, &target));
-    if stop::requested() {
-        eprintln!("sniffer: interrupted: {target} holds every packet handled before the signal");
-    }
+    let rejected = filter.map(|_| rejected);
+    eprint!("{}", report(&stats, rejected, written, &target));
     result.and(finished)
 }
 
-/// The closing report: kernel counters (live capture), then what userspace got and wrote.
-fn report(stats: &SourceStats, written: u64, target: &str) -> String {
+/// The closing report: kernel counters (live capture), then what userspace got, rejected
+/// (when it filtered) and wrote.
+fn report(stats: &SourceStats, rejected: Option<u64>, written: u64, target: &str) -> String {
     let mut s = String::new();
     if let Some(k) = &stats.kernel {
         s += &format!(
@@ -110,8 +109,9 @@ fn report(stats: &SourceStats, written: u64, target: &str) -> String {
             k.non_first_fragment
         );
     }
+    let rejected = rejected.map_or_else(String::new, |n| format!("{n} rejected by the filter, "));
     s += &format!(
-        "sniffer: userspace: {} packets received ({} bytes, {} truncated), {} written to {}\n",
+        "userspace: {} packets received ({} bytes, {} truncated), {rejected}{} written to {}\n",
         stats.frames, stats.bytes, stats.truncated, written, target
     );
     s
@@ -139,7 +139,7 @@ mod tests {
             }),
         };
         assert_eq!(
-            report(&stats, 9, "out.pcap"),
+            report(&stats, None, 9, "out.pcap"),
             "sniffer: kernel filter: 100 packets seen, 10 matched (1000 bytes), 1 ring-buffer drops, \
              0 copy failures, 1 truncated at snaplen, 2 non-first IPv4/IPv6 fragments\n\
              sniffer: userspace: 9 packets received (900 bytes, 1 truncated), 9 written to out.pcap\n"
@@ -149,8 +149,13 @@ mod tests {
             ..stats
         };
         assert_eq!(
-            report(&files, 9, "-"),
+            report(&files, None, 9, "-"),
             "sniffer: userspace: 9 packets received (900 bytes, 1 truncated), 9 written to -\n"
+        );
+        assert_eq!(
+            report(&files, Some(3), 6, "-"),
+            "sniffer: userspace: 9 packets received (900 bytes, 1 truncated), 3 rejected by the filter, \
+             6 written to -\n"
         );
     }
 }

@@ -122,7 +122,9 @@ pub struct InputArgs {
     #[arg(short = 'c', long = "count", value_name = "N")]
     pub count: Option<u64>,
 
-    /// TCP port to select in the kernel (repeat for more; default 80).
+    /// TCP port to select (repeat for more): shorthand for the expression
+    /// `port A or port B …`. Live capture selects port 80 when neither this, --all-tcp
+    /// nor an expression is given; a file is read whole.
     #[arg(long = "port", value_name = "PORT")]
     pub ports: Vec<u16>,
 
@@ -228,6 +230,11 @@ pub struct HttpArgs {
     /// every SECS seconds.
     #[arg(long, value_name = "SECS")]
     pub stats_interval: Option<u64>,
+    /// Filter expression in tcpdump's syntax (pcap-filter: host, net, port, portrange,
+    /// src, dst, tcp, ip, ip6, and, or, not, parentheses); the words are joined with
+    /// spaces. It selects `tcp and (EXPRESSION)`, in the kernel for live capture.
+    #[arg(value_name = "EXPRESSION", conflicts_with_all = ["ports", "all_tcp"])]
+    pub filter: Vec<String>,
 }
 
 /// `sniffer capture`.
@@ -244,6 +251,12 @@ pub struct CaptureArgs {
     /// Write pcapng instead of pcap.
     #[arg(long)]
     pub pcapng: bool,
+
+    /// Filter expression in tcpdump's syntax (pcap-filter: host, net, port, portrange,
+    /// src, dst, tcp, ip, ip6, and, or, not, parentheses); the words are joined with
+    /// spaces. It selects `tcp and (EXPRESSION)`, in the kernel for live capture.
+    #[arg(value_name = "EXPRESSION", conflicts_with_all = ["ports", "all_tcp"])]
+    pub filter: Vec<String>,
 }
 
 /// `sniffer flows`.
@@ -277,6 +290,11 @@ pub struct FlowsArgs {
     /// SECS seconds.
     #[arg(long, value_name = "SECS")]
     pub stats_interval: Option<u64>,
+    /// Filter expression in tcpdump's syntax (pcap-filter: host, net, port, portrange,
+    /// src, dst, tcp, ip, ip6, and, or, not, parentheses); the words are joined with
+    /// spaces. It selects `tcp and (EXPRESSION)`, in the kernel for live capture.
+    #[arg(value_name = "EXPRESSION", conflicts_with_all = ["ports", "all_tcp"])]
+    pub filter: Vec<String>,
 }
 
 /// How `follow` prints.
@@ -313,12 +331,13 @@ pub struct FollowArgs {
     #[command(flatten)]
     pub flow: FlowArgs,
 
-    /// Stream index, as `sniffer flows` and Wireshark's tcp.stream number them.
+    /// Stream index, as `sniffer flows` and Wireshark's tcp.stream number them. With
+    /// --flow there is none, and the words that follow are all the expression.
     #[arg(value_name = "STREAM", required_unless_present = "flow_spec")]
-    pub stream: Option<u64>,
+    pub stream: Option<String>,
 
     /// The session by endpoints: `10.0.0.1:51234-10.0.0.2:80` (IPv6 as `[::1]:80`).
-    #[arg(long = "flow", value_name = "A-B", conflicts_with = "stream")]
+    #[arg(long = "flow", value_name = "A-B")]
     pub flow_spec: Option<String>,
 
     /// Output format.
@@ -328,4 +347,10 @@ pub struct FollowArgs {
     /// Only this direction (required for `--format raw`).
     #[arg(long, value_enum)]
     pub dir: Option<DirArg>,
+
+    /// Filter expression in tcpdump's syntax (pcap-filter: host, net, port, portrange,
+    /// src, dst, tcp, ip, ip6, and, or, not, parentheses); the words are joined with
+    /// spaces. It selects `tcp and (EXPRESSION)`, in the kernel for live capture.
+    #[arg(value_name = "EXPRESSION", conflicts_with_all = ["ports", "all_tcp"])]
+    pub filter: Vec<String>,
 }

@@ -6,7 +6,8 @@ use std::{path::PathBuf, time::Duration};
 
 use sniffer::{
     Direction,
-    capture::{Input, LiveOptions},
+    capture::{Input, KernelFilter, LiveOptions},
+    filter::{Filter, FilterError},
     flow::FlowConfig,
     output::{
         flows::FlowsFormat,
@@ -54,15 +55,36 @@ pub enum ConfigError {
         /// It was the default, not given.
         default: bool,
     },
+    /// A filter expression that cannot be used.
+    #[error("filter: {0}")]
+    Filter(#[from] FilterError),
+    /// `follow` without --flow, whose first word is not a stream number.
+    #[error(
+        "follow {0:?}: expected a stream number, as `sniffer flows` lists them (or --flow A-B; \
+         a filter expression goes after the stream number)"
+    )]
+    BadStream(String),
+}
+
+/// Where packets come from, and what userspace must still filter.
+#[derive(Clone, Debug)]
+pub struct Source {
+    /// Files, or a live device with what its kernel program selects.
+    pub input: Input,
+    /// The filter userspace applies before decode: the whole expression for files, what
+    /// the kernel could not decide for a live device; `None` when nothing is left to do.
+    pub filter: Option<Filter>,
+    /// What is selected, for messages: the expression, `port 80`, or `all TCP`.
+    pub selects: String,
+    /// Stop after this many packets (`-c`).
+    pub count: Option<u64>,
 }
 
 /// `sniffer http` (the default command).
 #[derive(Clone, Debug)]
 pub struct HttpConfig {
-    /// Input.
-    pub input: Input,
-    /// Stop after this many packets (`-c`).
-    pub count: Option<u64>,
+    /// Input, and what is filtered.
+    pub source: Source,
     /// Reassembly bounds.
     pub flow: FlowConfig,
     /// Content-Type globs to save; empty saves nothing unless `extract_all`.
@@ -129,10 +151,8 @@ pub fn default_budget(out: &std::path::Path) -> Option<u64> {
 /// `sniffer capture`.
 #[derive(Clone, Debug)]
 pub struct CaptureConfig {
-    /// Input.
-    pub input: Input,
-    /// Stop after this many packets (`-c`).
-    pub count: Option<u64>,
+    /// Input, and what is filtered.
+    pub source: Source,
     /// Output file (`-` is standard output).
     pub write: PathBuf,
     /// pcapng instead of pcap.
@@ -144,10 +164,8 @@ pub struct CaptureConfig {
 /// `sniffer flows`.
 #[derive(Clone, Debug)]
 pub struct FlowsConfig {
-    /// Input.
-    pub input: Input,
-    /// Stop after this many packets (`-c`).
-    pub count: Option<u64>,
+    /// Input, and what is filtered.
+    pub source: Source,
     /// Reassembly bounds.
     pub flow: FlowConfig,
     /// Table or JSON lines, and which columns.
@@ -163,10 +181,8 @@ pub struct FlowsConfig {
 /// `sniffer follow`.
 #[derive(Clone, Debug)]
 pub struct FollowConfig {
-    /// Input.
-    pub input: Input,
-    /// Stop after this many packets (`-c`).
-    pub count: Option<u64>,
+    /// Input, and what is filtered.
+    pub source: Source,
     /// Reassembly bounds.
     pub flow: FlowConfig,
     /// The session.
@@ -207,8 +223,7 @@ impl Config {
             None if cli.write.is_some() => {
                 let write = cli.write.expect("checked");
                 Self::Capture(CaptureConfig {
-                    input: input(&cli.http.input)?,
-                    count: cli.http.input.count,
+                    source: source(&cli.http.input, &cli.http.filter)?,
                     pcapng: write.extension().is_some_and(|e| e == "pcapng"),
                     write,
                     run_as: run_as(&cli.http.input)?,
@@ -217,15 +232,13 @@ impl Config {
             None => Self::Http(http_config(cli.http)?),
             Some(Command::Http(args)) => Self::Http(http_config(args)?),
             Some(Command::Capture(args)) => Self::Capture(CaptureConfig {
-                input: input(&args.input)?,
-                count: args.input.count,
+                source: source(&args.input, &args.filter)?,
                 write: args.write,
                 pcapng: args.pcapng,
                 run_as: run_as(&args.input)?,
             }),
             Some(Command::Flows(args)) => Self::Flows(FlowsConfig {
-                input: input(&args.input)?,
-                count: args.input.count,
+                source: source(&args.input, &args.filter)?,
                 flow: flow(&args.flow)?,
                 format: FlowsFormat {
                     json: args.json,
@@ -237,9 +250,20 @@ impl Config {
                 run_as: run_as(&args.input)?,
             }),
             Some(Command::Follow(args)) => {
-                let select = match (&args.flow_spec, args.stream) {
-                    (Some(spec), _) => parse_flow_spec(spec)?,
-                    (None, Some(stream)) => FlowSelector::Stream(stream),
+                // With --flow there is no stream number: every word is the expression's.
+                let (select, words) = match (&args.flow_spec, args.stream) {
+                    (Some(spec), first) => (
+                        parse_flow_spec(spec)?,
+                        first.into_iter().chain(args.filter).collect(),
+                    ),
+                    (None, Some(stream)) => (
+                        FlowSelector::Stream(
+                            stream
+                                .parse()
+                                .map_err(|_| ConfigError::BadStream(stream.clone()))?,
+                        ),
+                        args.filter,
+                    ),
                     (None, None) => unreachable!("clap requires STREAM or --flow"),
                 };
                 let dir = args.dir.map(|d| match d {
@@ -256,8 +280,7 @@ impl Config {
                     return Err(ConfigError::RawNeedsDir);
                 }
                 Self::Follow(FollowConfig {
-                    input: input(&args.input)?,
-                    count: args.input.count,
+                    source: source(&args.input, &words)?,
                     flow: flow(&args.flow)?,
                     select,
                     format,
@@ -286,8 +309,7 @@ fn http_config(args: cli::HttpArgs) -> Result<HttpConfig, ConfigError> {
         })
         .collect::<Result<_, _>>()?;
     Ok(HttpConfig {
-        input: input(&args.input)?,
-        count: args.input.count,
+        source: source(&args.input, &args.filter)?,
         flow: flow(&args.flow)?,
         extract,
         extract_all: args.extract_all,
@@ -350,7 +372,24 @@ fn stats_interval(secs: Option<u64>) -> Result<Option<Duration>, ConfigError> {
     }
 }
 
-fn input(args: &cli::InputArgs) -> Result<Input, ConfigError> {
+/// The input and its filter: the expression (`words`), else `--port`, else, live, port
+/// 80 unless `--all-tcp`; a live filter is split between the kernel and userspace.
+fn source(args: &cli::InputArgs, words: &[String]) -> Result<Source, ConfigError> {
+    if args.ports.contains(&0) {
+        return Err(ConfigError::OutOfRange {
+            option: "port",
+            value: "0".into(),
+            why: "must be 1..=65535",
+        });
+    }
+    let text = words.join(" ");
+    let filter = if !text.trim().is_empty() {
+        Some(Filter::parse(&text)?)
+    } else if !args.ports.is_empty() {
+        Some(Filter::ports(&args.ports))
+    } else {
+        None
+    };
     if let Some(iface) = &args.iface {
         if !(1..=sniffer_ebpf::MAX_SNAPLEN).contains(&args.snaplen) {
             return Err(ConfigError::OutOfRange {
@@ -366,32 +405,37 @@ fn input(args: &cli::InputArgs) -> Result<Input, ConfigError> {
                 why: "must be a power of two from 1 to 1024",
             });
         }
-        if let Some(0) = args.ports.iter().copied().find(|&p| p == 0) {
-            return Err(ConfigError::OutOfRange {
-                option: "port",
-                value: "0".into(),
-                why: "must be 1..=65535",
-            });
-        }
-        let ports = if args.all_tcp {
-            Vec::new()
-        } else if args.ports.is_empty() {
-            vec![80]
-        } else {
-            args.ports.clone()
+        let filter = filter.or_else(|| (!args.all_tcp).then(|| Filter::ports(&[80])));
+        let (kernel, userspace, selects) = match filter {
+            Some(f) => {
+                let plan = f.live();
+                (plan.kernel, plan.userspace, f.text().to_owned())
+            }
+            None => (KernelFilter::all_tcp(), None, "all TCP".to_owned()),
         };
-        return Ok(Input::Live(LiveOptions {
-            iface: iface.clone(),
-            ports,
-            all_tcp: args.all_tcp,
-            snaplen: args.snaplen,
-            ring_bytes: args.ring_mib << 20,
-        }));
+        return Ok(Source {
+            input: Input::Live(LiveOptions {
+                iface: iface.clone(),
+                filter: kernel,
+                snaplen: args.snaplen,
+                ring_bytes: args.ring_mib << 20,
+            }),
+            filter: userspace,
+            selects,
+            count: args.count,
+        });
     }
     if args.read.is_empty() {
         return Err(ConfigError::NoInput);
     }
-    Ok(Input::Files(args.read.clone()))
+    Ok(Source {
+        input: Input::Files(args.read.clone()),
+        selects: filter
+            .as_ref()
+            .map_or_else(|| "all TCP".to_owned(), |f| f.text().to_owned()),
+        filter,
+        count: args.count,
+    })
 }
 
 fn flow(args: &cli::FlowArgs) -> Result<FlowConfig, ConfigError> {
@@ -458,5 +502,56 @@ mod tests {
             )
         );
         assert!(parse_flow_spec("10.0.0.1-10.0.0.2").is_err());
+    }
+
+    /// What each input's filter becomes: the kernel's tables and userspace's residue.
+    #[test]
+    fn issue13_filters_split_between_the_kernel_and_userspace() {
+        let args = |iface: Option<&str>, ports: &[u16], all_tcp: bool| cli::InputArgs {
+            read: vec!["x.pcap".into()],
+            iface: iface.map(str::to_owned),
+            ports: ports.to_vec(),
+            all_tcp,
+            snaplen: 65535,
+            ring_mib: 64,
+            count: None,
+            user: None,
+        };
+        let words = |s: &str| -> Vec<String> { s.split(' ').map(str::to_owned).collect() };
+        let kernel = |s: &Source| match &s.input {
+            Input::Live(l) => l.filter.clone(),
+            Input::Files(_) => panic!("live expected"),
+        };
+        let live = Some("lo");
+        let s = source(&args(live, &[], false), &[]).unwrap();
+        assert_eq!(kernel(&s), KernelFilter::ports(&[80]));
+        assert_eq!((s.filter, s.selects.as_str()), (None, "port 80"));
+        let s = source(&args(live, &[], true), &[]).unwrap();
+        assert_eq!(kernel(&s), KernelFilter::all_tcp());
+        assert_eq!((s.filter, s.selects.as_str()), (None, "all TCP"));
+        let s = source(&args(live, &[80, 8080], false), &[]).unwrap();
+        assert_eq!(kernel(&s), KernelFilter::ports(&[80, 8080]));
+        assert!(s.filter.is_none());
+        let s = source(&args(live, &[], false), &words("tcp port 80 or 8080")).unwrap();
+        assert_eq!(kernel(&s), KernelFilter::ports(&[80, 8080]));
+        assert_eq!(
+            (s.filter, s.selects.as_str()),
+            (None, "tcp port 80 or 8080")
+        );
+        // A mask the kernel cannot hold: userspace finishes the job.
+        let e = "net 10.0.0.0 mask 255.0.255.0";
+        let s = source(&args(live, &[], false), &words(e)).unwrap();
+        assert_eq!(s.filter, Some(Filter::parse(e).unwrap()));
+        // Files: no filter unless asked; then the whole expression, in userspace.
+        let s = source(&args(None, &[], false), &[]).unwrap();
+        assert!(matches!(s.input, Input::Files(_)) && s.filter.is_none());
+        let s = source(&args(None, &[8080], false), &[]).unwrap();
+        assert_eq!(s.filter, Some(Filter::ports(&[8080])));
+        let s = source(&args(None, &[], false), &words("port 8080")).unwrap();
+        assert_eq!(s.filter, Some(Filter::parse("port 8080").unwrap()));
+        assert!(matches!(
+            source(&args(None, &[], false), &words("port")),
+            Err(ConfigError::Filter(_))
+        ));
     }
 }

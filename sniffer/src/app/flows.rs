@@ -4,7 +4,7 @@ use std::io::{self, BufWriter};
 
 use sniffer::{
     output::{flows::FlowsPrinter, stats::StatsRecord},
-    pipeline::{self, Progress},
+    pipeline::{self, Extras, Progress},
 };
 
 use super::{AppError, config::FlowsConfig, privilege, stop};
@@ -14,7 +14,7 @@ pub(super) fn run(config: &FlowsConfig) -> Result<(), AppError> {
         // Created (and given to the user the program switches to) while it can.
         privilege::open_output_dir(dir, &config.run_as)?;
     }
-    let mut source = stop::open(&config.input, config.count)?;
+    let mut source = stop::open(&config.source.input)?;
     privilege::drop_privileges(&config.run_as)?;
     if let Some(dir) = &config.write_flows {
         // Flow files are created by path, so the user needs the whole path.
@@ -33,23 +33,24 @@ pub(super) fn run(config: &FlowsConfig) -> Result<(), AppError> {
             ),
             source,
         })?;
-    let ran = match config.stats_interval {
-        None => pipeline::run(source.as_mut(), &config.flow, &mut printer),
-        Some(every) => {
-            let started = std::time::Instant::now();
-            let memcap = config.flow.memcap;
-            pipeline::run_with_ticks(
-                source.as_mut(),
-                &config.flow,
-                &mut printer,
-                every,
-                &mut |p: &Progress, _: &mut FlowsPrinter<_>| {
-                    let line = StatsRecord::new(super::now(), started.elapsed(), p, memcap, None);
-                    eprintln!("{}", line.json());
-                },
-            )
-        }
+    let started = std::time::Instant::now();
+    let memcap = config.flow.memcap;
+    let mut health = |p: &Progress, _: &mut FlowsPrinter<_>| {
+        let line = StatsRecord::new(super::now(), started.elapsed(), p, memcap, None);
+        eprintln!("{}", line.json());
     };
+    let ran = pipeline::run_with(
+        source.as_mut(),
+        &config.flow,
+        &mut printer,
+        Extras {
+            filter: config.source.filter.as_ref(),
+            ticks: config
+                .stats_interval
+                .map(|every| (every, &mut health as &mut dyn FnMut(&Progress, &mut _))),
+            limit: config.source.count,
+        },
+    );
     let (stats, failed) = match ran {
         Ok(stats) => (stats, None),
         Err(e) => (*e.stats, Some(e.source)),

@@ -4,17 +4,26 @@ use std::io::{self, BufWriter};
 
 use sniffer::{
     output::follow::{FlowSelector, FollowFormat, Follower},
-    pipeline,
+    pipeline::{self, Extras},
 };
 
 use super::{AppError, config::FollowConfig, privilege, stop};
 
 pub(super) fn run(config: &FollowConfig) -> Result<(), AppError> {
-    let mut source = stop::open(&config.input, config.count)?;
+    let mut source = stop::open(&config.source.input)?;
     privilege::drop_privileges(&config.run_as)?;
     let out = BufWriter::with_capacity(64 << 10, io::stdout().lock());
     let mut follower = Follower::new(out, config.select.clone(), config.format, config.dir);
-    let (stats, failed) = match pipeline::run(source.as_mut(), &config.flow, &mut follower) {
+    let (stats, failed) = match pipeline::run_with(
+        source.as_mut(),
+        &config.flow,
+        &mut follower,
+        Extras {
+            filter: config.source.filter.as_ref(),
+            limit: config.source.count,
+            ..Extras::default()
+        },
+    ) {
         Ok(stats) => (stats, None),
         Err(e) => (*e.stats, Some(e.source)),
     };

@@ -18,7 +18,7 @@ use sniffer::{
         jsonl::{human, transaction_record},
         stats::{Files, StatsRecord},
     },
-    pipeline::{self, Progress},
+    pipeline::{self, Extras, Progress},
     records::{Record as _, TransactionRecord},
     wire::Timestamp,
 };
@@ -136,7 +136,7 @@ impl<W: io::Write> HttpListener for Printer<W> {
 }
 
 pub(super) fn run(config: &HttpConfig) -> Result<(), AppError> {
-    let budget = match (config.max_disk, &config.input) {
+    let budget = match (config.max_disk, &config.source.input) {
         (Some(b), _) => Some(b),
         (None, Input::Live(_)) if config.save => super::config::default_budget(&config.out),
         (None, _) => None,
@@ -161,7 +161,7 @@ pub(super) fn run(config: &HttpConfig) -> Result<(), AppError> {
     } else {
         None
     };
-    let mut source = stop::open(&config.input, config.count)?;
+    let mut source = stop::open(&config.source.input)?;
     privilege::drop_privileges(&config.run_as)?;
     let extractor = match dir {
         Some(dir) => {
@@ -170,7 +170,7 @@ pub(super) fn run(config: &HttpConfig) -> Result<(), AppError> {
         }
         None => Extractor::new(extract)?,
     };
-    if let (Input::Live(_), Some(b)) = (&config.input, budget) {
+    if let (Input::Live(_), Some(b)) = (&config.source.input, budget) {
         eprintln!(
             "sniffer: saving into {}, at most {b} bytes (--max-disk); the oldest files go first",
             config.out.display()
@@ -181,7 +181,7 @@ pub(super) fn run(config: &HttpConfig) -> Result<(), AppError> {
         json: config.json,
         quiet: config.quiet,
         once: config.once,
-        flush_each: matches!(config.input, Input::Live(_)),
+        flush_each: matches!(config.source.input, Input::Live(_)),
         extractor,
         saved_any: false,
         lines: VecDeque::new(),
@@ -189,29 +189,29 @@ pub(super) fn run(config: &HttpConfig) -> Result<(), AppError> {
         error: None,
     };
     let mut analyzer = HttpAnalyzer::new(printer, Limits::default());
-    let ran = match config.stats_interval {
-        None => pipeline::run(source.as_mut(), &config.flow, &mut analyzer),
-        Some(every) => {
-            let started = std::time::Instant::now();
-            let memcap = config.flow.memcap;
-            pipeline::run_with_ticks(
-                source.as_mut(),
-                &config.flow,
-                &mut analyzer,
-                every,
-                &mut |p: &Progress, a: &mut HttpAnalyzer<Printer<_>>| {
-                    let files = a.listener().extractor.stats();
-                    let files = Files {
-                        stats: &files,
-                        budget,
-                    };
-                    let line =
-                        StatsRecord::new(super::now(), started.elapsed(), p, memcap, Some(files));
-                    eprintln!("{}", line.json());
-                },
-            )
-        }
+    let started = std::time::Instant::now();
+    let memcap = config.flow.memcap;
+    let mut health = |p: &Progress, a: &mut HttpAnalyzer<Printer<_>>| {
+        let files = a.listener().extractor.stats();
+        let files = Files {
+            stats: &files,
+            budget,
+        };
+        let line = StatsRecord::new(super::now(), started.elapsed(), p, memcap, Some(files));
+        eprintln!("{}", line.json());
     };
+    let ran = pipeline::run_with(
+        source.as_mut(),
+        &config.flow,
+        &mut analyzer,
+        Extras {
+            filter: config.source.filter.as_ref(),
+            ticks: config
+                .stats_interval
+                .map(|every| (every, &mut health as &mut dyn FnMut(&Progress, &mut _))),
+            limit: config.source.count,
+        },
+    );
     let (stats, failed) = match ran {
         Ok(stats) => (stats, None),
         Err(e) => (*e.stats, Some(e.source)),

@@ -9,57 +9,22 @@
 
 use std::sync::atomic::Ordering;
 
-use sniffer::capture::{self, CaptureError, Frame, Input, PacketSource, Poll, STOP, SourceStats};
+use sniffer::capture::{self, CaptureError, Input, PacketSource, STOP};
 
 extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::Relaxed);
 }
 
-/// Open `input`, stoppable by SIGINT and SIGTERM, and ending after `count` packets if
-/// given (`-c`).
+/// Open `input`, stoppable by SIGINT and SIGTERM.
 ///
 /// # Errors
 /// As [`capture::open`].
-pub fn open(input: &Input, count: Option<u64>) -> Result<Box<dyn PacketSource>, CaptureError> {
+pub fn open(input: &Input) -> Result<Box<dyn PacketSource>, CaptureError> {
     if let Input::Files(_) = input {
         // Before opening: opening reads ahead, and may wait on a pipe.
         catch_signals();
     }
-    let source = capture::open(input)?;
-    Ok(match count {
-        Some(left) => Box::new(Counted { source, left }),
-        None => source,
-    })
-}
-
-/// A source that ends after `left` more frames (`-c N`).
-struct Counted {
-    source: Box<dyn PacketSource>,
-    left: u64,
-}
-
-impl PacketSource for Counted {
-    fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
-        if self.left == 0 {
-            return Ok(None);
-        }
-        let frame = self.source.next_frame()?;
-        self.left -= u64::from(frame.is_some());
-        Ok(frame)
-    }
-
-    fn poll(&mut self) -> Result<Poll<'_>, CaptureError> {
-        if self.left == 0 {
-            return Ok(Poll::End);
-        }
-        let poll = self.source.poll()?;
-        self.left -= u64::from(matches!(poll, Poll::Frame(_)));
-        Ok(poll)
-    }
-
-    fn stats(&self) -> SourceStats {
-        self.source.stats()
-    }
+    capture::open(input)
 }
 
 /// Catch SIGINT and SIGTERM: the first asks for a clean stop, the next one (the default

@@ -1,7 +1,8 @@
 //! Live capture: the eBPF socket filter selects packets in the kernel and hands them to
 //! userspace through a BPF ring buffer.
 //!
-//! [`LiveSource::open`] loads the embedded program, fills its `PORTS` and `CONFIG` maps,
+//! [`LiveSource::open`] loads the embedded program, fills its filter maps (`FILTER`,
+//! `PORT_BITS`, `ADDRS`, from [`LiveOptions::filter`]) and its `CONFIG` map,
 //! opens an AF_PACKET socket with protocol 0 (so it receives nothing yet), attaches the
 //! filter, and only then binds the socket to the device with `ETH_P_ALL`: no unfiltered
 //! packet is ever queued. The filter returns 0, so the socket itself never receives
@@ -34,7 +35,8 @@ use std::{
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
     maps::{
-        Array, HashMap, IterableMap as _, MapData, MapError, PerCpuArray, RingBuf,
+        Array, IterableMap as _, MapData, MapError, PerCpuArray, RingBuf,
+        lpm_trie::{Key, LpmTrie},
         ring_buf::RingBufItem,
     },
     programs::{ProgramError, SocketFilter},
@@ -46,8 +48,8 @@ use tokio::{
 };
 
 use super::{
-    CaptureError, Frame, IDLE_TICK, KernelCounters, LinkType, PacketSource, Poll, SourceStats,
-    Timestamp,
+    CaptureError, Frame, IDLE_TICK, KernelCounters, KernelFilter, LinkType, PacketSource, Poll,
+    SourceStats, Timestamp,
     wake::{Pacer, ReaderFlag, Timer},
 };
 
@@ -56,10 +58,9 @@ use super::{
 pub struct LiveOptions {
     /// Device name.
     pub iface: String,
-    /// Ports selected in the kernel; empty with `all_tcp`.
-    pub ports: Vec<u16>,
-    /// Select every TCP packet.
-    pub all_tcp: bool,
+    /// What the kernel selects: [`KernelFilter::ports`], [`KernelFilter::all_tcp`], or a
+    /// pcap-filter expression compiled by `sniffer::filter`.
+    pub filter: KernelFilter,
     /// Bytes copied per packet, 1..=65536.
     pub snaplen: u32,
     /// Ring buffer size in bytes (a power of two, at least a page).
@@ -329,12 +330,7 @@ impl LiveSource {
                 });
             }
         };
-        let flags = l2_flags
-            | if config.all_tcp {
-                sniffer_ebpf::FLAG_ALL_TCP
-            } else {
-                0
-            };
+        let flags = l2_flags;
 
         let ebpf = load(config)?;
         let mut ebpf = ebpf;
@@ -370,6 +366,9 @@ impl LiveSource {
             .try_into()
             .map_err(|source| LiveError::Attach { source })?;
         program.load().map_err(program_load_error)?;
+        if let Ok(Some(n)) = program.info().map(|i| i.verified_instruction_count()) {
+            log::debug!("the verifier processed {n} instructions of the eBPF program");
+        }
 
         // Protocol 0: the socket receives nothing until bound with a protocol.
         let socket = socket(
@@ -745,10 +744,10 @@ fn socket(
 
 fn load(config: &LiveOptions) -> Result<Ebpf, LiveError> {
     let log_level = log::max_level() as u8;
-    let ports = u32::try_from(config.ports.len().max(1)).unwrap_or(u32::MAX);
+    let addrs = u32::try_from(config.filter.addrs.len().max(1)).unwrap_or(u32::MAX);
     EbpfLoader::new()
         .map_max_entries(names::RECORDS, config.ring_bytes)
-        .map_max_entries(names::PORTS, ports)
+        .map_max_entries(names::ADDRS, addrs)
         .override_global(aya_log::LEVEL, &log_level, false)
         .load(EBPF_OBJECT)
         .map_err(object_load_error)
@@ -806,25 +805,28 @@ fn program_load_error(e: ProgramError) -> LiveError {
 
 fn fill_maps(ebpf: &mut Ebpf, config: &LiveOptions, flags: u32) -> Result<(), LiveError> {
     let map_err = |name| move |source| LiveError::Map { name, source };
-    let mut ports: HashMap<_, u16, u8> = HashMap::try_from(
-        ebpf.map_mut(names::PORTS)
-            .ok_or(MapError::InvalidName {
-                name: names::PORTS.to_owned(),
-            })
-            .map_err(map_err(names::PORTS))?,
-    )
-    .map_err(map_err(names::PORTS))?;
-    for &port in &config.ports {
-        ports.insert(port, 1, 0).map_err(map_err(names::PORTS))?;
+    let filter = &config.filter;
+    let mut program: Array<_, sniffer_ebpf::FilterProgram> =
+        Array::try_from(map_mut(ebpf, names::FILTER)?).map_err(map_err(names::FILTER))?;
+    program
+        .set(0, filter.program, 0)
+        .map_err(map_err(names::FILTER))?;
+    let mut ports: Array<_, u64> =
+        Array::try_from(map_mut(ebpf, names::PORT_BITS)?).map_err(map_err(names::PORT_BITS))?;
+    for &(index, word) in &filter.port_words {
+        ports
+            .set(index, word, 0)
+            .map_err(map_err(names::PORT_BITS))?;
     }
-    let mut cfg: Array<_, sniffer_ebpf::Config> = Array::try_from(
-        ebpf.map_mut(names::CONFIG)
-            .ok_or(MapError::InvalidName {
-                name: names::CONFIG.to_owned(),
-            })
-            .map_err(map_err(names::CONFIG))?,
-    )
-    .map_err(map_err(names::CONFIG))?;
+    let mut addrs: LpmTrie<_, [u8; sniffer_ebpf::ADDR_KEY_BYTES], u8> =
+        LpmTrie::try_from(map_mut(ebpf, names::ADDRS)?).map_err(map_err(names::ADDRS))?;
+    for &(prefix_len, data) in &filter.addrs {
+        addrs
+            .insert(&Key::new(prefix_len, data), 1, 0)
+            .map_err(map_err(names::ADDRS))?;
+    }
+    let mut cfg: Array<_, sniffer_ebpf::Config> =
+        Array::try_from(map_mut(ebpf, names::CONFIG)?).map_err(map_err(names::CONFIG))?;
     cfg.set(
         0,
         sniffer_ebpf::Config {
@@ -837,6 +839,18 @@ fn fill_maps(ebpf: &mut Ebpf, config: &LiveOptions, flags: u32) -> Result<(), Li
     )
     .map_err(map_err(names::CONFIG))?;
     Ok(())
+}
+
+fn map_mut<'a>(
+    ebpf: &'a mut Ebpf,
+    name: &'static str,
+) -> Result<&'a mut aya::maps::Map, LiveError> {
+    ebpf.map_mut(name).ok_or_else(|| LiveError::Map {
+        name,
+        source: MapError::InvalidName {
+            name: name.to_owned(),
+        },
+    })
 }
 
 fn take_map<M>(ebpf: &mut Ebpf, name: &'static str) -> Result<M, LiveError>
@@ -950,7 +964,7 @@ mod tests {
         assert!(msg.contains(&kernel_release()), "{msg}");
         // EINVAL on another map is not blamed on the kernel's age.
         let e = object_load_error(EbpfError::MapError(MapError::CreateError {
-            name: names::PORTS.to_owned(),
+            name: names::ADDRS.to_owned(),
             io_error: errno(libc::EINVAL),
         }));
         assert!(matches!(e, LiveError::Load { .. }), "{e:?}");
@@ -994,8 +1008,7 @@ mod load_tests {
     fn open_lo(port: u16) -> LiveSource {
         LiveSource::open(&LiveOptions {
             iface: "lo".into(),
-            ports: vec![port],
-            all_tcp: false,
+            filter: KernelFilter::ports(&[port]),
             snaplen: 65536,
             ring_bytes: 1 << 20,
         })

@@ -3,14 +3,17 @@
 //! Both yield the same [`Frame`], so everything downstream is one code path.
 
 pub mod file;
+pub mod kernel_filter;
 pub mod live;
 mod mapped;
+pub mod nflog;
 mod wake;
 pub mod writer;
 
 use std::{path::PathBuf, sync::atomic::AtomicBool};
 
 pub use crate::wire::Timestamp;
+pub use kernel_filter::KernelFilter;
 pub use live::LiveOptions;
 
 /// The link layer of a frame, named after its pcap LINKTYPE.
@@ -193,7 +196,7 @@ pub struct KernelCounters {
     pub copy_failed: u64,
     /// Records cut at the snap length.
     pub truncated: u64,
-    /// Non-first IPv4 fragments (not matchable by port).
+    /// Non-first TCP fragments, IPv4 or IPv6 (no ports: port tests are false for them).
     pub non_first_fragment: u64,
 }
 

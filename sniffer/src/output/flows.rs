@@ -427,9 +427,16 @@ pub fn closing_summary(stats: &PipelineStats) -> Vec<String> {
         + d.defrag_timeouts
         + d.defrag_overflows
         + d.defrag_errors;
+    let frames = match &stats.filter {
+        Some(f) => format!(
+            "{} the filter ({} did not)",
+            count(d.frames, "frame matched", "frames matched"),
+            f.rejected
+        ),
+        None => count(d.frames, "frame", "frames"),
+    };
     let mut read = format!(
-        "{}, {}",
-        count(d.frames, "frame", "frames"),
+        "{frames}, {}",
         count(d.tcp_segments, "TCP segment", "TCP segments")
     );
     if d.truncated_segments > 0 {
