@@ -62,7 +62,9 @@ fn issue11_radio_tracks_saved_live_concatenate_to_the_audio_sent() {
     let addr = SocketAddr::new(veth.a_v4.into(), 8000);
     let server = RadioServer::start(&server_ns, addr, programme).unwrap();
 
-    let out = tempfile::tempdir().unwrap();
+    // A directory the sniffer makes (and gives to the user it drops to).
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
     let bin = sniffer_bin();
     let mut cmd = client.command(&[
         bin.to_str().unwrap(),
@@ -71,7 +73,7 @@ fn issue11_radio_tracks_saved_live_concatenate_to_the_audio_sent() {
         "--port",
         "8000",
         "--out",
-        out.path().to_str().unwrap(),
+        out.to_str().unwrap(),
     ]);
     cmd.env("RUST_LOG", "sniffer::capture::live=debug")
         .stdout(Stdio::piped())
@@ -114,7 +116,7 @@ fn issue11_radio_tracks_saved_live_concatenate_to_the_audio_sent() {
     assert!(status.success(), "{status}: {said}{rest}");
     drop(curl);
 
-    let index = std::fs::read_to_string(out.path().join("index.jsonl")).unwrap();
+    let index = std::fs::read_to_string(out.join("index.jsonl")).unwrap();
     let entries: Vec<serde_json::Value> = index
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -126,7 +128,7 @@ fn issue11_radio_tracks_saved_live_concatenate_to_the_audio_sent() {
     assert_eq!(got, titles, "{index}");
     let mut all = Vec::new();
     for (k, e) in entries.iter().enumerate() {
-        let bytes = std::fs::read(out.path().join(e["file"].as_str().unwrap())).unwrap();
+        let bytes = std::fs::read(out.join(e["file"].as_str().unwrap())).unwrap();
         assert_eq!(e["offset"], all.len() as u64);
         assert_eq!(e["track"], k as u64 + 1);
         assert_eq!(e["station"]["name"], "Test Radio");

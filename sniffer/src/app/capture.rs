@@ -89,6 +89,9 @@ pub(super) fn run(config: &CaptureConfig) -> Result<(), AppError> {
         .map_err(writer_err);
     let rejected = filter.map(|_| rejected);
     eprint!("{}", report(&stats, rejected, written, &target));
+    if stop::requested() {
+        eprintln!("sniffer: interrupted: {target} holds every packet handled before the signal");
+    }
     result.and(finished)
 }
 
@@ -111,7 +114,7 @@ fn report(stats: &SourceStats, rejected: Option<u64>, written: u64, target: &str
     }
     let rejected = rejected.map_or_else(String::new, |n| format!("{n} rejected by the filter, "));
     s += &format!(
-        "userspace: {} packets received ({} bytes, {} truncated), {rejected}{} written to {}\n",
+        "sniffer: userspace: {} packets received ({} bytes, {} truncated), {rejected}{} written to {}\n",
         stats.frames, stats.bytes, stats.truncated, written, target
     );
     s

@@ -210,8 +210,8 @@ pub struct HttpArgs {
     pub no_save: bool,
 
     /// Bytes the output directory may hold (e.g. 500M, 20G); the oldest saved files are
-    /// deleted to stay within it. Live runs keep 10% of the file system (at least 1 GiB)
-    /// free by default.
+    /// deleted to stay within it. Live runs use at most half the space free at start by
+    /// default.
     #[arg(long, value_name = "BYTES")]
     pub max_disk: Option<String>,
 

@@ -115,10 +115,10 @@ pub struct HttpConfig {
 }
 
 /// The disk budget of a live run without `--max-disk`: what the output directory holds
-/// now plus the free space of its file system, less a reserve of 10% of the file system
-/// (at least 1 GiB), as free-space retention keeps it. A monitor left running for weeks
-/// then never fills the disk: its oldest files go first. `None` when the file system
-/// cannot be asked (then there is no budget).
+/// now plus half the space free on its file system. A monitor left running for weeks then
+/// never fills the disk (its oldest files go first), and leaves the other half to
+/// everything else. `None` when the file system cannot be asked (then there is no
+/// budget).
 pub fn default_budget(out: &std::path::Path) -> Option<u64> {
     // The directory may not exist yet: ask about the nearest ancestor that does.
     let mut at = out;
@@ -134,9 +134,7 @@ pub fn default_budget(out: &std::path::Path) -> Option<u64> {
         }
         st
     };
-    let size = st.f_blocks * st.f_frsize;
     let free = st.f_bavail * st.f_frsize;
-    let reserve = (size / 10).max(1 << 30);
     let held: u64 = std::fs::read_dir(out)
         .map(|d| {
             d.filter_map(|e| e.ok()?.metadata().ok())
@@ -145,7 +143,7 @@ pub fn default_budget(out: &std::path::Path) -> Option<u64> {
                 .sum()
         })
         .unwrap_or(0);
-    Some((held + free).saturating_sub(reserve))
+    Some(held + free / 2)
 }
 
 /// `sniffer capture`.
