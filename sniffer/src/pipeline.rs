@@ -12,6 +12,8 @@
 //! ([`Listener::should_stop`]), every open session is ended (its holes declared gaps), so
 //! partial results are kept; the counters of every stage are returned either way.
 
+use std::time::{Duration, Instant};
+
 use crate::{
     capture::{CaptureError, PacketSource, Poll, SourceStats},
     decode::{DecodeStats, Decoder},
@@ -44,6 +46,17 @@ pub struct PipelineError {
     pub source: CaptureError,
 }
 
+/// The counters at one moment of a run, for a periodic look ([`run_observed`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Every stage's counters so far.
+    pub stats: PipelineStats,
+    /// Sessions in the table now.
+    pub live_sessions: u64,
+    /// Bytes buffered for reassembly now.
+    pub memory: u64,
+}
+
 /// Run `source` to its end through decode and reassembly into `listener`.
 ///
 /// # Errors
@@ -54,6 +67,78 @@ pub fn run<L: Listener + ?Sized>(
     flow: &FlowConfig,
     listener: &mut L,
 ) -> Result<PipelineStats, PipelineError> {
+    drive(source, flow, listener, None)
+}
+
+/// Frames between two looks at the clock in [`run_observed`] (a quiet live source is
+/// looked at on each idle tick too).
+const CLOCK_EVERY: u32 = 16;
+
+/// Like [`run`], and hands the listener and the counters so far to `observe` about every
+/// `every` of wall-clock time (looked at between frames, and when a live source is idle).
+///
+/// # Errors
+/// As [`run`].
+pub fn run_observed<L: Listener + ?Sized>(
+    source: &mut dyn PacketSource,
+    flow: &FlowConfig,
+    listener: &mut L,
+    every: Duration,
+    observe: &mut dyn FnMut(&mut L, &Progress),
+) -> Result<PipelineStats, PipelineError> {
+    drive(source, flow, listener, Some((every, observe)))
+}
+
+/// The counters of every stage now.
+fn counters(
+    source: &dyn PacketSource,
+    decoder: &Decoder,
+    table: &FlowTable,
+    stopped_early: bool,
+) -> PipelineStats {
+    PipelineStats {
+        source: source.stats(),
+        decode: decoder.stats().clone(),
+        flow: table.stats().clone(),
+        stopped_early,
+    }
+}
+
+type Observer<'a, L> = (Duration, &'a mut dyn FnMut(&mut L, &Progress));
+
+fn drive<L: Listener + ?Sized>(
+    source: &mut dyn PacketSource,
+    flow: &FlowConfig,
+    listener: &mut L,
+    mut observer: Option<Observer<'_, L>>,
+) -> Result<PipelineStats, PipelineError> {
+    let mut next_look = Instant::now();
+    let mut frames_since_look = 0u32;
+    let mut look = |source: &dyn PacketSource,
+                    decoder: &Decoder,
+                    table: &FlowTable,
+                    listener: &mut L,
+                    idle: bool| {
+        let Some((every, observe)) = observer.as_mut() else {
+            return;
+        };
+        frames_since_look += 1;
+        if !idle && frames_since_look < CLOCK_EVERY {
+            return;
+        }
+        frames_since_look = 0;
+        let now = Instant::now();
+        if now < next_look {
+            return;
+        }
+        next_look = now + *every;
+        let progress = Progress {
+            stats: counters(source, decoder, table, false),
+            live_sessions: table.len() as u64,
+            memory: table.memory(),
+        };
+        observe(listener, &progress);
+    };
     let mut decoder = Decoder::new();
     let mut table = FlowTable::new(flow);
     let mut last_ts = Timestamp(0);
@@ -69,6 +154,7 @@ pub fn run<L: Listener + ?Sized>(
                 // A quiet live device: sessions still time out.
                 last_ts = last_ts.max(now);
                 table.expire(now, listener);
+                look(&*source, &decoder, &table, listener, true);
                 continue;
             }
             Ok(Poll::End) => break Ok(()),
@@ -78,14 +164,10 @@ pub fn run<L: Listener + ?Sized>(
         if let Some(segment) = decoder.decode(&frame) {
             table.process(&segment, listener);
         }
+        look(&*source, &decoder, &table, listener, false);
     };
     table.finish(last_ts, listener);
-    let stats = PipelineStats {
-        source: source.stats(),
-        decode: decoder.stats().clone(),
-        flow: table.stats().clone(),
-        stopped_early,
-    };
+    let stats = counters(&*source, &decoder, &table, stopped_early);
     match outcome {
         Ok(()) => Ok(stats),
         Err(source) => Err(PipelineError {

@@ -42,6 +42,7 @@ fn extract_all(capture: &Path) -> Vec<Saved> {
         dir: out.path().to_owned(),
         globs: Vec::new(),
         all: true,
+        community_id_seed: 0,
     })
     .unwrap();
     let mut analyzer = HttpAnalyzer::new(ex, Limits::default());

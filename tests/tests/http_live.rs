@@ -55,6 +55,7 @@ fn main_job(v6: bool) {
             // Only the song is served: save everything, and check it was all audio.
             globs: Vec::new(),
             all: true,
+            community_id_seed: 0,
         })
         .unwrap();
         let mut analyzer = HttpAnalyzer::new(ex, Limits::default());

@@ -7,6 +7,7 @@ use std::{path::PathBuf, time::Duration};
 use sniffer::{
     Direction,
     capture::{Input, LiveOptions},
+    events::{BadUrl, Destination, EventsConfig},
     flow::FlowConfig,
     output::{
         flows::FlowsFormat,
@@ -40,6 +41,9 @@ pub enum ConfigError {
     /// `--format raw` without `--dir`.
     #[error("--format raw writes one direction's exact bytes: add --dir orig or --dir resp")]
     RawNeedsDir,
+    /// An `--events` URL that names no destination.
+    #[error(transparent)]
+    Events(#[from] BadUrl),
 }
 
 /// `sniffer http` (the default command).
@@ -59,6 +63,10 @@ pub struct HttpConfig {
     pub once: bool,
     /// JSON lines output.
     pub json: bool,
+    /// Where events go.
+    pub events: EventsConfig,
+    /// Seed of the Community IDs.
+    pub community_id_seed: u16,
 }
 
 /// `sniffer capture`.
@@ -85,6 +93,8 @@ pub struct FlowsConfig {
     pub format: FlowsFormat,
     /// tcpflow-style per-direction files.
     pub write_flows: Option<PathBuf>,
+    /// Where events go.
+    pub events: EventsConfig,
 }
 
 /// `sniffer follow`.
@@ -137,8 +147,10 @@ impl Config {
                     json: args.json,
                     wide: args.wide,
                     absolute_time: args.absolute_time,
+                    community_id_seed: args.events.community_id_seed,
                 },
                 write_flows: args.write_flows,
+                events: events(&args.events)?,
             }),
             Some(Command::Follow(args)) => {
                 let select = match (&args.flow_spec, args.stream) {
@@ -195,7 +207,46 @@ fn http_config(args: cli::HttpArgs) -> Result<HttpConfig, ConfigError> {
         out: args.out,
         once: args.once,
         json: args.json,
+        events: events(&args.events)?,
+        community_id_seed: args.events.community_id_seed,
     })
+}
+
+fn events(args: &cli::EventArgs) -> Result<EventsConfig, ConfigError> {
+    if args.events_queue == 0 {
+        return Err(ConfigError::OutOfRange {
+            option: "events-queue",
+            value: "0".into(),
+            why: "must be at least 1",
+        });
+    }
+    let secs = |s: u64| (s > 0).then(|| Duration::from_secs(s));
+    Ok(EventsConfig {
+        destinations: args
+            .events
+            .iter()
+            .map(|u| Destination::parse(u))
+            .collect::<Result<_, _>>()?,
+        sensor: args.sensor.clone().or_else(host_name),
+        maxlen: args.events_maxlen,
+        queue: args.events_queue,
+        flush_timeout: Duration::from_secs(args.events_flush_timeout),
+        stats_interval: secs(args.events_stats_interval),
+    })
+}
+
+/// This host's name (`gethostname`), if it has one.
+fn host_name() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname writes at most that much.
+    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if r != 0 {
+        return None;
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8(buf[..end].to_vec())
+        .ok()
+        .filter(|h| !h.is_empty())
 }
 
 fn input(args: &cli::InputArgs) -> Result<Input, ConfigError> {

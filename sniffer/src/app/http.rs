@@ -7,14 +7,16 @@ use std::{
 
 use sniffer::{
     capture::{self, Input},
-    extract::{ExtractConfig, Extractor},
+    events::{Events, FlowEvents},
+    extract::{ExtractConfig, Extractor, IndexEntry, IndexHook},
     http::{BodyEvent, HttpAnalyzer, HttpListener, Limits, Transaction},
+    listener::Tee,
     output::jsonl::{human, transaction_record},
-    pipeline,
+    pipeline::{self, Progress},
     records::Record as _,
 };
 
-use super::{AppError, config::HttpConfig};
+use super::{AppError, config::HttpConfig, events};
 
 /// Set by SIGINT while a capture file is read: stop, and flush what is open.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -47,6 +49,9 @@ struct Printer<W: io::Write> {
     extractor: Extractor,
     saved_any: bool,
     error: Option<io::Error>,
+    /// Every transaction also goes here.
+    events: Events,
+    community_id_seed: u16,
 }
 
 impl<W: io::Write> HttpListener for Printer<W> {
@@ -62,10 +67,11 @@ impl<W: io::Write> HttpListener for Printer<W> {
     fn http_transaction(&mut self, tx: &Transaction) {
         let saved = self.extractor.on_done(tx);
         self.saved_any |= saved.is_some();
+        let record = transaction_record(tx, saved.as_ref(), self.community_id_seed);
+        self.events.emit(&record);
         if self.error.is_some() {
             return;
         }
-        let record = transaction_record(tx, saved.as_ref());
         let line = if self.json {
             record.to_json()
         } else {
@@ -89,11 +95,21 @@ impl<W: io::Write> HttpListener for Printer<W> {
 }
 
 pub(super) fn run(config: &HttpConfig) -> Result<(), AppError> {
-    let extractor = Extractor::new(ExtractConfig {
-        dir: config.out.clone(),
-        globs: config.extract.clone(),
-        all: config.extract_all,
-    })?;
+    let events = events::start(&config.events)?;
+    // Each index line goes out as a `file` event once it is written (sha256 known).
+    let hook = events.is_enabled().then(|| {
+        let events = events.clone();
+        Box::new(move |entry: &IndexEntry| events.emit(entry)) as IndexHook
+    });
+    let extractor = Extractor::with_index_hook(
+        ExtractConfig {
+            dir: config.out.clone(),
+            globs: config.extract.clone(),
+            all: config.extract_all,
+            community_id_seed: config.community_id_seed,
+        },
+        hook,
+    )?;
     let mut source = capture::open(&config.input)?;
     if matches!(config.input, Input::Files(_)) {
         catch_sigint();
@@ -106,12 +122,39 @@ pub(super) fn run(config: &HttpConfig) -> Result<(), AppError> {
         extractor,
         saved_any: false,
         error: None,
+        events: events.clone(),
+        community_id_seed: config.community_id_seed,
     };
-    let mut analyzer = HttpAnalyzer::new(printer, Limits::default());
-    let (stats, failed) = match pipeline::run(source.as_mut(), &config.flow, &mut analyzer) {
+    let analyzer = HttpAnalyzer::new(printer, Limits::default());
+    // Every session also goes out as a `flow` event when it leaves the table.
+    let mut tee = Tee::new(
+        analyzer,
+        FlowEvents::new(events.clone(), config.community_id_seed),
+    );
+    let memcap = config.flow.memcap;
+    let outcome = match events.stats_interval() {
+        Some(every) => pipeline::run_observed(
+            source.as_mut(),
+            &config.flow,
+            &mut tee,
+            every,
+            &mut |tee, progress| {
+                let saved = tee.first.listener().extractor.stats();
+                events.emit(&events.stats_record(
+                    progress,
+                    memcap,
+                    Some(tee.first.stats()),
+                    Some(&saved),
+                ));
+            },
+        ),
+        None => pipeline::run(source.as_mut(), &config.flow, &mut tee),
+    };
+    let (stats, failed) = match outcome {
         Ok(stats) => (stats, None),
         Err(e) => (*e.stats, Some(e.source)),
     };
+    let mut analyzer = tee.first;
     // Bodies still open (the pipeline ends every session; this is the safety net) are
     // closed and indexed as incomplete.
     analyzer.finish();
@@ -120,6 +163,13 @@ pub(super) fn run(config: &HttpConfig) -> Result<(), AppError> {
     printer.extractor.finish();
     let flushed = printer.out.flush();
     let ex = printer.extractor.stats();
+    if events.is_enabled() {
+        let last = Progress {
+            stats: stats.clone(),
+            ..Progress::default()
+        };
+        events.emit(&events.stats_record(&last, memcap, Some(&http), Some(&ex)));
+    }
     let mut summary = format!(
         "sniffer: {} HTTP transactions ({} requests, {} responses, {} unanswered); \
          {} files saved in {} ({} bytes, {} incomplete, {} merged from 206 parts, {} kept raw)",
@@ -157,6 +207,7 @@ pub(super) fn run(config: &HttpConfig) -> Result<(), AppError> {
         "sniffer: {}",
         sniffer::output::flows::closing_summary(&stats)
     );
+    events::finish(&events);
     if let Some(e) = printer.error.take() {
         return Err(AppError::Io {
             what: "writing transactions".into(),

@@ -5,6 +5,7 @@
 mod capture;
 pub mod cli;
 pub mod config;
+mod events;
 pub mod exit;
 mod flows;
 mod follow;
@@ -30,6 +31,9 @@ pub enum AppError {
     /// The output directory or a saved file could not be created.
     #[error(transparent)]
     Extract(#[from] sniffer::extract::ExtractError),
+    /// An event destination could not be opened.
+    #[error(transparent)]
+    Events(#[from] sniffer::events::EventsError),
     /// Writing output failed.
     #[error("{what}: {source}")]
     Io {
@@ -49,9 +53,11 @@ impl AppError {
                 ExitCode::Usage
             }
             Self::Capture(CaptureError::File(e)) if e.is_damage() => ExitCode::DamagedInput,
-            Self::Capture(_) | Self::Extract(_) | Self::Io { .. } | Self::NotFound(_) => {
-                ExitCode::Failure
-            }
+            Self::Capture(_)
+            | Self::Extract(_)
+            | Self::Events(_)
+            | Self::Io { .. }
+            | Self::NotFound(_) => ExitCode::Failure,
         }
     }
 

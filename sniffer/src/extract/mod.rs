@@ -37,7 +37,7 @@ use writer::{Job, Writer};
 use crate::{
     http::{BodyEvent, ContentRange, HttpListener, Transaction, parser::Framing},
     records::{Endpoints, FileRecord},
-    wire::Timestamp,
+    wire::{Timestamp, community_id},
 };
 
 /// What to save, and where.
@@ -49,6 +49,8 @@ pub struct ExtractConfig {
     pub globs: Vec<glob::Pattern>,
     /// Save every body whatever its type.
     pub all: bool,
+    /// The Community ID seed of the index lines (`0` unless agreed otherwise).
+    pub community_id_seed: u16,
 }
 
 /// Why extraction could not start or a file could not be written.
@@ -79,6 +81,10 @@ pub enum ExtractError {
 /// One line of `index.jsonl`: a saved file and where it came from (the `file` record of
 /// the JSON vocabulary).
 pub type IndexEntry = FileRecord;
+
+/// Called on the hasher thread with each index line just written to `index.jsonl`
+/// (sha256 and size filled in), in the order of the file: e.g. to send it on as an event.
+pub type IndexHook = Box<dyn FnMut(&IndexEntry) + Send>;
 
 /// What the extractor counted.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -243,6 +249,17 @@ impl Extractor {
     /// # Errors
     /// The directory or the index cannot be created or opened.
     pub fn new(config: ExtractConfig) -> Result<Self, ExtractError> {
+        Self::with_index_hook(config, None)
+    }
+
+    /// As [`Self::new`], with `hook` called for every index line once it is written.
+    ///
+    /// # Errors
+    /// As [`Self::new`].
+    pub fn with_index_hook(
+        config: ExtractConfig,
+        hook: Option<IndexHook>,
+    ) -> Result<Self, ExtractError> {
         let dir_err = |source| ExtractError::Dir {
             dir: config.dir.clone(),
             source,
@@ -261,7 +278,8 @@ impl Extractor {
             source,
         };
         let index = create_in(&dir, "index.jsonl", true).map_err(index_err)?;
-        let writer = Writer::start(dir.try_clone().map_err(dir_err)?, index).map_err(dir_err)?;
+        let writer =
+            Writer::start(dir.try_clone().map_err(dir_err)?, index, hook).map_err(dir_err)?;
         Ok(Self {
             config,
             dir,
@@ -484,6 +502,7 @@ impl Extractor {
             stream: tx.stream,
             transaction: tx.number,
             endpoints: Endpoints::new(tx.client, tx.server),
+            community_id: community_id(self.config.community_id_seed, tx.client, tx.server),
             method: tx.method().to_owned(),
             url: tx.url(),
             status: resp.status,
@@ -600,6 +619,11 @@ impl Extractor {
                 stream: key.0,
                 transaction: key.1,
                 endpoints: b.endpoints,
+                community_id: community_id(
+                    self.config.community_id_seed,
+                    b.endpoints.client(),
+                    b.endpoints.server(),
+                ),
                 method: "-".into(),
                 url: None,
                 status: 0,

@@ -23,6 +23,7 @@ fn analyzer(dir: &Path, globs: &[&str], all: bool) -> HttpAnalyzer<Extractor> {
             .map(|g| glob::Pattern::new(g).unwrap())
             .collect(),
         all,
+        community_id_seed: 0,
     })
     .unwrap();
     HttpAnalyzer::new(ex, Limits::default())

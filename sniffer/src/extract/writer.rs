@@ -32,7 +32,7 @@ use std::{
 
 use sha2::{Digest as _, Sha256};
 
-use super::{ExtractStats, IndexEntry, hex, open_in, remove_in};
+use super::{ExtractStats, IndexEntry, IndexHook, hex, open_in, remove_in};
 use crate::records::Record as _;
 
 /// Buffers in flight between the extractor and the hasher.
@@ -104,8 +104,8 @@ struct Stage {
 }
 
 impl Writer {
-    /// Start the hasher thread; it owns `index`.
-    pub(super) fn start(dir: File, index: File) -> io::Result<Self> {
+    /// Start the hasher thread; it owns `index` and `hook`.
+    pub(super) fn start(dir: File, index: File, hook: Option<IndexHook>) -> io::Result<Self> {
         let (hashes, rx) = mpsc::sync_channel(QUEUE);
         let (spare_tx, spare) = mpsc::channel();
         let stats = Arc::new(Mutex::new(ExtractStats::default()));
@@ -114,7 +114,7 @@ impl Writer {
         let pending = Arc::clone(&backlog);
         let handle = std::thread::Builder::new()
             .name("sniffer-hasher".into())
-            .spawn(move || hash(&rx, &spare_tx, index, &shared, &pending))?;
+            .spawn(move || hash(&rx, &spare_tx, index, hook, &shared, &pending))?;
         Ok(Self {
             stage: RefCell::new(Stage {
                 open: HashMap::new(),
@@ -297,6 +297,7 @@ fn hash(
     rx: &Receiver<Hash>,
     spare: &mpsc::Sender<Vec<u8>>,
     mut index: File,
+    mut hook: Option<IndexHook>,
     stats: &Mutex<ExtractStats>,
     backlog: &AtomicUsize,
 ) {
@@ -312,6 +313,10 @@ fn hash(
         if let Err(e) = index.write_all(&line) {
             s.write_errors += 1;
             log::warn!("index.jsonl: {e}");
+        }
+        drop(s);
+        if let Some(hook) = hook.as_mut() {
+            hook(entry);
         }
     };
     for job in rx {
@@ -414,6 +419,7 @@ mod tests {
                 "10.0.0.1:5000".parse().unwrap(),
                 "10.0.0.2:80".parse().unwrap(),
             ),
+            community_id: String::new(),
             method: "GET".into(),
             url: None,
             status: 200,
@@ -440,7 +446,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let open_dir = File::open(dir.path()).unwrap();
             let index = File::create(dir.path().join("index.jsonl")).unwrap();
-            let mut w = Writer::start(open_dir, index).unwrap();
+            let mut w = Writer::start(open_dir, index, None).unwrap();
             w.delegate_below = delegate_below;
             let good = File::create(dir.path().join("good")).unwrap();
             std::fs::write(dir.path().join("bad"), b"").unwrap();

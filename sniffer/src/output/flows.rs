@@ -14,17 +14,19 @@ use crate::{
     listener::{DirStats, Direction, EndReason, Listener, SessionInfo, SessionStats},
     pipeline::PipelineStats,
     records::{Endpoints, FlowRecord, Record as _},
-    wire::Timestamp,
+    wire::{Timestamp, community_id},
 };
 
-/// The row (and JSON record) of a session that left the table.
-pub fn flow_record(info: &SessionInfo, st: &SessionStats) -> FlowRecord {
+/// The row (and JSON record) of a session that left the table, with its Community ID
+/// from `seed`.
+pub fn flow_record(info: &SessionInfo, st: &SessionStats, seed: u16) -> FlowRecord {
     let both = |f: fn(&DirStats) -> u64| f(&st.orig) + f(&st.resp);
     FlowRecord {
         ts: info.start,
         duration: st.last.0.saturating_sub(info.start.0) as f64 / 1e9,
         stream: info.stream,
         endpoints: Endpoints::new(info.client, info.server),
+        community_id: community_id(seed, info.client, info.server),
         orig_packets: st.orig.packets,
         orig_bytes: st.orig.bytes,
         resp_packets: st.resp.packets,
@@ -49,6 +51,8 @@ pub struct FlowsFormat {
     pub wide: bool,
     /// Start times since the epoch instead of since the first packet.
     pub absolute_time: bool,
+    /// The Community ID seed of the JSON records.
+    pub community_id_seed: u16,
 }
 
 /// What each column of the table means, for `--help` and the README.
@@ -251,7 +255,8 @@ impl<W: Write> Listener for FlowsPrinter<W> {
     }
 
     fn session_stats(&mut self, s: &SessionInfo, st: &SessionStats) {
-        self.pending.insert(s.stream, flow_record(s, st));
+        self.pending
+            .insert(s.stream, flow_record(s, st, self.format.community_id_seed));
         let r = self.drain();
         self.keep(r);
     }
