@@ -229,6 +229,35 @@ mod tests {
     }
 
     #[test]
+    fn issue15_the_observer_sees_the_counters_every_16_frames_and_when_idle() {
+        let steps = (0..40u16)
+            .map(|i| {
+                let mut syn = Vec::new();
+                PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+                    .tcp(40000 + i, 80, 1, 1024)
+                    .syn()
+                    .write(&mut syn, &[])
+                    .unwrap();
+                Ok((Timestamp(u64::from(i) + 1), syn))
+            })
+            .chain([Err(Timestamp(100))])
+            .collect();
+        let mut source = Script { steps, at: 0 };
+        let mut seen = Vec::new();
+        // A zero interval: every chance to look is taken.
+        let stats = run_observed(
+            &mut source,
+            &FlowConfig::default(),
+            &mut Ends::default(),
+            Duration::ZERO,
+            &mut |_, p| seen.push((p.live_sessions, p.stats.flow.sessions, p.memory)),
+        )
+        .unwrap();
+        assert_eq!(seen, [(16, 16, 0), (32, 32, 0), (40, 40, 0)]);
+        assert_eq!(stats.flow.sessions, 40);
+    }
+
+    #[test]
     fn issue2_a_quiet_live_device_still_times_sessions_out() {
         let secs = |s: u64| Timestamp(s * 1_000_000_000);
         let mut syn = Vec::new();

@@ -22,7 +22,7 @@ pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long Redis may take to answer a batch before the connection counts as lost.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Records per pipelined batch.
-const BATCH: usize = 512;
+pub(super) const BATCH: usize = 512;
 /// First wait before reconnecting; it doubles up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
