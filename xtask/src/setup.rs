@@ -29,6 +29,9 @@ const PACKAGES: &[(&str, &str, Option<&str>)] = &[
     ("ip", "iproute2", None),
     ("tcpflow", "tcpflow", None),
     ("python3", "python3", None),
+    // The event tests and `bench --events` run a private Redis; the TLS test makes a CA.
+    ("redis-server", "redis-server", None),
+    ("openssl", "openssl", None),
 ];
 
 #[derive(Debug, Args, Default)]
