@@ -331,6 +331,9 @@ fn issue15_rediss_speaks_tls() {
     assert_eq!(json(&got[0])["url"], "http://httpbin.org/gzip");
 }
 
+/// (from the client, seq, ack, SYN, FIN, payload)
+type Packet<'a> = (bool, u32, u32, bool, bool, &'a [u8]);
+
 /// One HTTP transaction per session, each a new client port: SYN, SYN-ACK, request,
 /// response, FINs, 10 ms of capture time apart. Endless; `n` selects the session.
 fn transaction_frames(n: u64, out: &mut Vec<u8>) {
@@ -343,8 +346,7 @@ fn transaction_frames(n: u64, out: &mut Vec<u8>) {
     let response = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello";
     let (c0, s0) = (1000u32, 5000u32);
     let (rq, rs) = (request.len() as u32, response.len() as u32);
-    // (from client, seq, ack, syn, fin, payload)
-    let packets: [(bool, u32, u32, bool, bool, &[u8]); 7] = [
+    let packets: [Packet<'_>; 7] = [
         (true, c0, 0, true, false, b""),
         (false, s0, c0 + 1, true, false, b""),
         (true, c0 + 1, s0 + 1, false, false, request.as_bytes()),

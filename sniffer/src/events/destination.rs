@@ -88,7 +88,7 @@ fn parse_redis(given: &str) -> Result<RedisStream, String> {
     let key = url
         .path()
         .strip_prefix('/')
-        .map(|k| percent_decode(k))
+        .map(percent_decode)
         .transpose()?
         .unwrap_or_default();
     if key.is_empty() {

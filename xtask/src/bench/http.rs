@@ -120,7 +120,7 @@ fn with_events(
     without: &crate::util::Measurement,
     size: u64,
 ) -> anyhow::Result<Vec<String>> {
-    let redis = tests::redis::RedisServer::start(&["--appendonly", "no"])
+    let redis = ::tests::redis::RedisServer::start(&["--appendonly", "no"])
         .context("starting redis-server (cargo xtask setup installs it)")?;
     let url = format!("redis://127.0.0.1:{}/bench", redis.port);
     let args = [
