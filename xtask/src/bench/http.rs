@@ -147,8 +147,8 @@ fn with_events(
     Ok(vec![
         line("sniffer --extract-all --events redis", &measured, size),
         format!(
-            "  events: {sent} sent, {dropped} dropped in {secs:.3} s: Redis took {:.0} \
-             events/s; stream length {}",
+            "  events: {sent} sent, {dropped} dropped in {secs:.3} s: Redis took {:.0} events/s over \
+             the run (the rate the capture made, not its limit); stream length {}",
             sent as f64 / secs,
             redis.cli(&["XLEN", "bench"])?.trim()
         ),
