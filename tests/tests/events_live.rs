@@ -182,6 +182,12 @@ fn issue15_redis_killed_and_restarted_mid_capture() {
         fetch(&client, host, &name);
     }
     redis.restart().unwrap();
+    // The sensor reconnects (after up to 5 s of backoff) and delivers what it held: the
+    // stream grows past what Redis kept across the kill.
+    let kept = stream(&redis, "live").len();
+    wait_for(&redis, "live", "the records held during the outage", |e| {
+        e.len() > kept
+    });
     for name in phase("c") {
         fetch(&client, host, &name);
     }

@@ -8,7 +8,9 @@
 //!   cut off mid-way may be partly added twice);
 //! - while there is no connection, nothing more is taken from the queue: it fills, and
 //!   then [`super::Events::emit`] drops and counts;
-//! - each outage is warned about once, and each kind of refusal (its error code) once.
+//! - each outage is warned about once, and each kind of refusal (its error code) once;
+//! - an error reply that means "not now" ([`TRANSIENT`]: loading, failing over, busy) is
+//!   an outage, not a refusal: the batch is kept and sent again.
 
 use std::{collections::HashSet, sync::mpsc as std_mpsc, time::Duration};
 
@@ -26,6 +28,20 @@ pub(super) const BATCH: usize = 512;
 /// First wait before reconnecting; it doubles up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Error replies that mean "not now" (loading its data, failing over, busy with a script):
+/// the batch waits and is sent again, rather than being refused.
+const TRANSIENT: [&str; 6] = [
+    "LOADING",
+    "BUSY",
+    "TRYAGAIN",
+    "MASTERDOWN",
+    "READONLY",
+    "CLUSTERDOWN",
+];
+
+fn is_transient(reply: &Value) -> bool {
+    matches!(reply, Value::ServerError(e) if TRANSIENT.contains(&e.code()))
+}
 
 pub(super) struct Writer {
     /// The destination as shown in messages.
@@ -202,6 +218,29 @@ impl Writer {
             xadd.arg("*").arg("event").arg(line.as_bytes());
         }
         match pipe.query_async::<Vec<Value>>(conn).await {
+            Ok(replies) if replies.iter().any(is_transient) => {
+                // Redis is loading, failing over or busy: not a refusal. The whole batch
+                // is sent again once it answers (what it took already may come twice).
+                let why = replies
+                    .iter()
+                    .find_map(|r| match r {
+                        Value::ServerError(e) if TRANSIENT.contains(&e.code()) => {
+                            Some(format!("{} {}", e.code(), e.details().unwrap_or("")))
+                        }
+                        _ => None,
+                    })
+                    .unwrap_or_default();
+                state.conn = None;
+                if state.away.is_none() {
+                    log::warn!(
+                        "{}: not taking writes now ({why}); events wait in the queue, retrying \
+                         with backoff",
+                        self.url
+                    );
+                    state.away = Some(why);
+                }
+                false
+            }
             Ok(replies) => {
                 let mut sent = 0;
                 let mut refused = 0;
