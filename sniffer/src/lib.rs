@@ -11,6 +11,7 @@
 //!               └─ listener events: session start · data · gap · monologue end · session end
 //!                   ├─ http (transactions) ─> extract (files + index.jsonl)
 //!                   └─ output (flows table, follow stream, JSON lines)
+//!                       └─ events (Redis Streams, rotated JSON-lines files)
 //! ```
 //!
 //! [`pipeline`] drives a [`capture::PacketSource`] through that chain into a
@@ -60,6 +61,9 @@ pub mod extract;
 
 // What the user sees: flow tables, followed streams, JSON lines.
 pub mod output;
+
+// Every record also to Redis Streams and rotated files, never blocking the packet path.
+pub mod events;
 
 // Old paths, kept working for code written before the settings moved beside their layers.
 pub mod config;

@@ -234,3 +234,155 @@ impl SessionStats {
         }
     }
 }
+
+/// Two listeners fed the same events, `first` before `second` for each one: e.g. the HTTP
+/// analyzer and a listener that reports every session as it leaves the table. Stops when
+/// either asks to.
+#[derive(Debug, Default)]
+pub struct Tee<A, B> {
+    /// Gets every event first.
+    pub first: A,
+    /// Gets every event second.
+    pub second: B,
+}
+
+impl<A, B> Tee<A, B> {
+    /// Feed both.
+    pub const fn new(first: A, second: B) -> Self {
+        Self { first, second }
+    }
+}
+
+impl<A: Listener, B: Listener> Listener for Tee<A, B> {
+    fn session_start(&mut self, s: &SessionInfo, ts: Timestamp) {
+        self.first.session_start(s, ts);
+        self.second.session_start(s, ts);
+    }
+
+    fn data(&mut self, s: &SessionInfo, dir: Direction, offset: u64, bytes: &[u8], ts: Timestamp) {
+        self.first.data(s, dir, offset, bytes, ts);
+        self.second.data(s, dir, offset, bytes, ts);
+    }
+
+    fn gap(&mut self, s: &SessionInfo, dir: Direction, offset: u64, len: u64, ts: Timestamp) {
+        self.first.gap(s, dir, offset, len, ts);
+        self.second.gap(s, dir, offset, len, ts);
+    }
+
+    fn monologue_end(&mut self, s: &SessionInfo, dir: Direction, ts: Timestamp) {
+        self.first.monologue_end(s, dir, ts);
+        self.second.monologue_end(s, dir, ts);
+    }
+
+    fn session_end(&mut self, s: &SessionInfo, reason: EndReason, ts: Timestamp) {
+        self.first.session_end(s, reason, ts);
+        self.second.session_end(s, reason, ts);
+    }
+
+    fn overlap_conflict(
+        &mut self,
+        s: &SessionInfo,
+        dir: Direction,
+        offset: u64,
+        len: u64,
+        ts: Timestamp,
+    ) {
+        self.first.overlap_conflict(s, dir, offset, len, ts);
+        self.second.overlap_conflict(s, dir, offset, len, ts);
+    }
+
+    fn session_stats(&mut self, s: &SessionInfo, stats: &SessionStats) {
+        self.first.session_stats(s, stats);
+        self.second.session_stats(s, stats);
+    }
+
+    fn should_stop(&self) -> bool {
+        self.first.should_stop() || self.second.should_stop()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes down every event it gets, by name.
+    #[derive(Default)]
+    struct Log(Vec<String>);
+
+    impl Listener for Log {
+        fn session_start(&mut self, s: &SessionInfo, _: Timestamp) {
+            self.0.push(format!("start {}", s.stream));
+        }
+        fn data(&mut self, _: &SessionInfo, d: Direction, o: u64, b: &[u8], _: Timestamp) {
+            self.0.push(format!("data {d} {o} {}", b.len()));
+        }
+        fn gap(&mut self, _: &SessionInfo, d: Direction, o: u64, n: u64, _: Timestamp) {
+            self.0.push(format!("gap {d} {o} {n}"));
+        }
+        fn monologue_end(&mut self, _: &SessionInfo, d: Direction, _: Timestamp) {
+            self.0.push(format!("monologue {d}"));
+        }
+        fn session_end(&mut self, _: &SessionInfo, r: EndReason, _: Timestamp) {
+            self.0.push(format!("end {r}"));
+        }
+        fn overlap_conflict(
+            &mut self,
+            _: &SessionInfo,
+            d: Direction,
+            o: u64,
+            n: u64,
+            _: Timestamp,
+        ) {
+            self.0.push(format!("conflict {d} {o} {n}"));
+        }
+        fn session_stats(&mut self, _: &SessionInfo, st: &SessionStats) {
+            self.0.push(format!("stats {}", st.state));
+        }
+        fn should_stop(&self) -> bool {
+            self.0.len() >= 8
+        }
+    }
+
+    #[test]
+    fn issue15_a_tee_hands_every_event_to_both_in_order() {
+        let s = SessionInfo {
+            stream: 4,
+            client: "10.0.0.1:5000".parse().unwrap(),
+            server: "10.0.0.2:80".parse().unwrap(),
+            start: Timestamp(1),
+            midstream: false,
+        };
+        let t = Timestamp(2);
+        let mut tee = Tee::new(Log::default(), Log::default());
+        tee.session_start(&s, t);
+        tee.data(&s, Direction::Orig, 0, b"GET", t);
+        tee.gap(&s, Direction::Resp, 10, 5, t);
+        tee.monologue_end(&s, Direction::Orig, t);
+        tee.overlap_conflict(&s, Direction::Resp, 3, 2, t);
+        tee.session_end(&s, EndReason::Fin, t);
+        assert!(!tee.should_stop());
+        tee.session_stats(
+            &s,
+            &SessionStats {
+                orig: DirStats::default(),
+                resp: DirStats::default(),
+                handshake: true,
+                state: SessionState::Fin,
+                last: t,
+            },
+        );
+        let want = [
+            "start 4",
+            "data orig 0 3",
+            "gap resp 10 5",
+            "monologue orig",
+            "conflict resp 3 2",
+            "end fin",
+            "stats fin",
+        ];
+        assert_eq!(tee.first.0, want);
+        assert_eq!(tee.second.0, want);
+        tee.second.0.push("one more".into());
+        assert!(tee.should_stop(), "the second one asks to stop");
+    }
+}

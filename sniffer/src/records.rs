@@ -12,7 +12,11 @@
 //! - the two ends of a session are `orig_ip`/`orig_port` (the client, which opened it) and
 //!   `resp_ip`/`resp_port` (the server); per-direction counters are prefixed `orig_` and
 //!   `resp_`, and a direction is the string `"orig"` or `"resp"`;
-//! - a body's or file's length in bytes is `size`; other byte counts are `*_bytes`.
+//! - a body's or file's length in bytes is `size`; other byte counts are `*_bytes`;
+//! - flow, transaction and file records carry the flow's Community ID v1
+//!   (`community_id`), so they join with other tools' records of the same flow;
+//! - a record sent to an event sink carries, third, the `sensor` that saw it
+//!   ([`Record::to_json_from`]).
 //!
 //! The records here are plain data; the layer that knows the source builds them
 //! (`extract` the file record, `output` the others).
@@ -40,6 +44,14 @@ pub trait Record: Serialize {
         serde_json::to_string(&Envelope::new(self)).expect("plain data serializes")
     }
 
+    /// The record as one JSON line from a named sensor: `{"v":1,"type":KIND,"sensor":…,…}`
+    /// (without `sensor` when it is `None`).
+    fn to_json_from(&self, sensor: Option<&str>) -> String {
+        let mut envelope = Envelope::new(self);
+        envelope.sensor = sensor;
+        serde_json::to_string(&envelope).expect("plain data serializes")
+    }
+
     /// Write the record and a newline.
     ///
     /// # Errors
@@ -50,12 +62,14 @@ pub trait Record: Serialize {
     }
 }
 
-/// `{"v": 1, "type": KIND, …the record's fields}`.
+/// `{"v": 1, "type": KIND, ["sensor": NAME,] …the record's fields}`.
 #[derive(Serialize)]
 struct Envelope<'a, R: ?Sized> {
     v: u8,
     #[serde(rename = "type")]
     kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sensor: Option<&'a str>,
     #[serde(flatten)]
     record: &'a R,
 }
@@ -65,6 +79,7 @@ impl<'a, R: Record + ?Sized> Envelope<'a, R> {
         Self {
             v: VERSION,
             kind: R::KIND,
+            sensor: None,
             record,
         }
     }
@@ -134,6 +149,8 @@ pub struct TransactionRecord {
     /// The session's ends.
     #[serde(flatten)]
     pub endpoints: Endpoints,
+    /// The flow's Community ID v1 (`1:` + base64 of SHA-1 over the 4-tuple and seed).
+    pub community_id: String,
     /// Request method, `-` when the request was not seen.
     pub method: String,
     /// Request URL, null when the request was not seen.
@@ -175,6 +192,8 @@ pub struct FileRecord {
     /// The session's ends.
     #[serde(flatten)]
     pub endpoints: Endpoints,
+    /// The flow's Community ID v1 (`1:` + base64 of SHA-1 over the 4-tuple and seed).
+    pub community_id: String,
     /// Request method (`-` when the request was not seen).
     pub method: String,
     /// Request URL (null when the request was not seen).
@@ -295,6 +314,8 @@ pub struct FlowRecord {
     /// The session's ends.
     #[serde(flatten)]
     pub endpoints: Endpoints,
+    /// The flow's Community ID v1 (`1:` + base64 of SHA-1 over the 4-tuple and seed).
+    pub community_id: String,
     /// Packets client → server.
     pub orig_packets: u64,
     /// TCP payload bytes client → server, as on the wire (retransmissions included).
@@ -323,6 +344,69 @@ pub struct FlowRecord {
 
 impl Record for FlowRecord {
     const KIND: &'static str = "flow";
+}
+
+/// A health line: what a run has counted so far (`--stats-interval` on stderr, and the
+/// `stats` events every `--events-stats-interval`). Fields that do not apply to a run
+/// (the kernel counters of a file, the files of `flows`, a budget that was not set) are
+/// null, so every line has the same keys.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StatsRecord {
+    /// When it was taken (wall clock).
+    #[serde(serialize_with = "ts")]
+    pub ts: Timestamp,
+    /// Seconds since the run started.
+    pub duration: f64,
+    /// Live capture: packets the kernel filter ran on (null when reading files).
+    pub kernel_seen: Option<u64>,
+    /// Live capture: packets the kernel filter matched.
+    pub kernel_matched: Option<u64>,
+    /// Live capture: records the kernel lost because the ring buffer was full.
+    pub kernel_ring_full: Option<u64>,
+    /// Live capture: packets whose copy into the ring failed.
+    pub kernel_copy_failed: Option<u64>,
+    /// Live capture: packets matched and not handed over (ring full, failed copies).
+    pub dropped_packets: Option<u64>,
+    /// Frames read by userspace.
+    pub frames: u64,
+    /// Captured bytes read by userspace.
+    pub captured_bytes: u64,
+    /// Frames shorter than on the wire (cut at the snap length).
+    pub truncated: u64,
+    /// Sessions opened.
+    pub sessions: u64,
+    /// Sessions in the table now.
+    pub sessions_live: u64,
+    /// Sessions evicted to stay within the session or memory bounds.
+    pub evicted: u64,
+    /// Gaps declared, all sessions.
+    pub gaps: u64,
+    /// Bytes never captured (declared gaps), all sessions.
+    pub gap_bytes: u64,
+    /// Memory the sessions hold now (table, reassembly, HTTP state, open files).
+    pub memory_bytes: u64,
+    /// The bound on `memory_bytes` (`--memcap`).
+    pub memcap_bytes: u64,
+    /// HTTP transactions seen (null for commands that do not parse HTTP).
+    pub transactions: Option<u64>,
+    /// Files saved (null for commands that save none).
+    pub files: Option<u64>,
+    /// Of those, marked incomplete.
+    pub files_incomplete: Option<u64>,
+    /// Files that could not be created or written whole.
+    pub files_failed: Option<u64>,
+    /// Bytes in saved files.
+    pub file_bytes: Option<u64>,
+    /// The bound on the output directory (`--max-disk`), when one is set.
+    pub disk_budget_bytes: Option<u64>,
+    /// Records delivered to every event destination, summed.
+    pub events_sent: u64,
+    /// Records dropped (queue full, refused, undelivered at exit), summed.
+    pub events_dropped: u64,
+}
+
+impl Record for StatsRecord {
+    const KIND: &'static str = "stats";
 }
 
 /// Bytes of one direction of a followed session (`follow --format json`).
@@ -407,6 +491,12 @@ mod tests {
         let mut out = Vec::new();
         gap.write_line(&mut out).unwrap();
         assert_eq!(out, format!("{}\n", gap.to_json()).into_bytes());
+        assert_eq!(
+            gap.to_json_from(Some("h1")),
+            gap.to_json()
+                .replace(r#""type":"gap","#, r#""type":"gap","sensor":"h1","#)
+        );
+        assert_eq!(gap.to_json_from(None), gap.to_json());
         assert_eq!(ends.client().to_string(), "10.0.0.1:5000");
         assert_eq!(ends.server().to_string(), "[fd00::2]:80");
     }

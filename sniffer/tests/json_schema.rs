@@ -1,7 +1,7 @@
 //! Issue 13: one JSON vocabulary. Every record of every JSON output (`--json`,
-//! `index.jsonl`, `flows --json`, `follow --format json`) is validated against its schema
-//! in `docs/schema/`, which allows no field it does not list; every field a schema lists is
-//! documented in `docs/json.md`.
+//! `index.jsonl`, `flows --json`, `follow --format json`, and the events of `--events`) is
+//! validated against its schema in `docs/schema/`, which allows no field it does not list;
+//! every field a schema lists is documented in `docs/json.md`.
 
 mod common;
 
@@ -103,10 +103,24 @@ fn issue13_every_json_output_matches_its_schema() {
                 *counts.entry(k).or_default() += n;
             }
         };
+        let events = out.path().join("events.jsonl");
+        let events_url = format!("file://{}", events.display());
+        #[rustfmt::skip]
         add(validate(
             &format!("{name} --json"),
-            &sniffer(&["-r", capture, "--json", "--extract-all", "--out", dir]),
+            &sniffer(&[
+                "-r", capture, "--json", "--extract-all", "--out", dir,
+                "--events", &events_url, "--sensor", "schema-test",
+            ]),
         ));
+        let sent = std::fs::read_to_string(&events).unwrap();
+        for line in sent.lines() {
+            assert!(
+                line.contains(r#","sensor":"schema-test","#),
+                "an event without its sensor: {line}"
+            );
+        }
+        add(validate(&format!("{name} --events"), &sent));
         add(validate(
             &format!("{name} index.jsonl"),
             &std::fs::read_to_string(Path::new(dir).join("index.jsonl")).unwrap(),
@@ -141,7 +155,15 @@ fn issue13_every_json_output_matches_its_schema() {
     ) {
         *counts.entry(k).or_default() += n;
     }
-    for kind in ["transaction", "file", "flow", "data", "gap", "evicted"] {
+    for kind in [
+        "transaction",
+        "file",
+        "flow",
+        "data",
+        "gap",
+        "evicted",
+        "stats",
+    ] {
         assert!(
             counts.get(kind).copied().unwrap_or(0) > 0,
             "no {kind} record was produced: {counts:?}"
@@ -170,4 +192,29 @@ fn issue13_a_field_the_schema_does_not_list_is_refused() {
     assert!(result.is_err(), "an unlisted field passed validation");
     let ok = line.replace(r#","extra":true"#, "");
     assert_eq!(validate("literal", &ok).get("gap"), Some(&1));
+}
+
+#[test]
+fn issue13_every_example_in_the_docs_matches_its_schema() {
+    let doc = std::fs::read_to_string(docs().join("json.md")).unwrap();
+    let mut examples = String::new();
+    let mut in_json = false;
+    for line in doc.lines() {
+        match line {
+            "```json" => in_json = true,
+            "```" => in_json = false,
+            l if in_json && l.starts_with('{') => {
+                examples.push_str(l);
+                examples.push('\n');
+            }
+            _ => {}
+        }
+    }
+    let seen = validate("docs/json.md", &examples);
+    for kind in schemas().keys() {
+        assert!(
+            seen.contains_key(kind),
+            "docs/json.md shows no {kind} record"
+        );
+    }
 }

@@ -83,7 +83,7 @@ fn issue12_health_lines_while_a_slow_pipe_is_read() {
     for l in &lines {
         assert_eq!(l["v"], 1);
         assert_eq!(l["type"], "stats");
-        assert!(l["kernel"].is_null() && l["files_saved"].is_null(), "{l}");
+        assert!(l["kernel_seen"].is_null() && l["files"].is_null(), "{l}");
         let frames = l["frames"].as_u64().unwrap();
         // Written while reading: more than before, not yet everything.
         assert!(frames > last && frames < total, "{l}");

@@ -23,6 +23,7 @@
 pub mod audio;
 pub mod process;
 pub mod radio;
+pub mod redis;
 
 use std::{
     fs::File,
@@ -59,6 +60,46 @@ pub fn require_root(test: &str) -> bool {
     );
     eprintln!("SKIPPED {test}: {why}");
     false
+}
+
+/// The `sniffer` binary of this build: next to the test executable's `deps/` directory;
+/// built with cargo if this run did not build it.
+pub fn sniffer_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/PROFILE/deps/TEST");
+    let bin = profile_dir.join("sniffer");
+    if !bin.exists() {
+        let target_dir = profile_dir.parent().expect("target/PROFILE");
+        let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            .args(["build", "-p", "sniffer", "--bin", "sniffer", "--target-dir"])
+            .arg(target_dir)
+            .status()
+            .expect("running cargo");
+        assert!(status.success(), "building the sniffer binary failed");
+    }
+    bin
+}
+
+/// The capture corpus (`../shared/captures` beside the workspace, or `SNIFFER_CORPUS`);
+/// `None`, saying why, when it is absent (a failure under [`STRICT_ENV`]).
+pub fn corpus(test: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("SNIFFER_CORPUS").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/captures"),
+        PathBuf::from,
+    );
+    if dir.join("INDEX.tsv").is_file() {
+        return Some(dir);
+    }
+    let why = format!("no corpus at {} (set SNIFFER_CORPUS)", dir.display());
+    assert!(
+        std::env::var_os(STRICT_ENV).is_none(),
+        "{test} cannot run: {why} ({STRICT_ENV} is set)"
+    );
+    eprintln!("SKIPPED {test}: {why}");
+    None
 }
 
 /// A name unique to this process and call: `{prefix}{pid}x{n}`, at most 15 bytes so it

@@ -31,6 +31,9 @@ const PACKAGES: &[(&str, &str, Option<&str>)] = &[
     ("python3", "python3", None),
     // setcap: the tests run a copy of the binary as `nobody` with file capabilities.
     ("setcap", "libcap2-bin", None),
+    // The event tests and `bench --events` run a private Redis; the TLS test makes a CA.
+    ("redis-server", "redis-server", None),
+    ("openssl", "openssl", None),
 ];
 
 #[derive(Debug, Args, Default)]

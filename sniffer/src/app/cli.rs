@@ -168,6 +168,43 @@ pub struct FlowArgs {
     pub idle_timeout: u64,
 }
 
+/// Where events go besides the local outputs, and what names them.
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Events (many hosts, one view)")]
+pub struct EventArgs {
+    /// Send every record (transactions, saved files, ended flows, periodic stats) to URL:
+    /// redis://HOST:PORT/KEY (a Redis Stream; rediss:// for TLS) or
+    /// file://PATH?rotate=100MB&keep=10 (JSON lines). Repeat for several. Never blocks the
+    /// capture: when a destination falls behind or is away, events are dropped and counted.
+    #[arg(long = "events", value_name = "URL")]
+    pub events: Vec<String>,
+
+    /// The name every event carries as `sensor` (default: this host's name).
+    #[arg(long, value_name = "NAME")]
+    pub sensor: Option<String>,
+
+    /// Seed of the Community ID on flow, transaction and file records (0 unless the tools
+    /// whose records are joined use another).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub community_id_seed: u16,
+
+    /// Redis: keep each stream near N entries (XADD MAXLEN ~ N; 0 for no bound).
+    #[arg(long, default_value_t = 1_000_000, value_name = "N")]
+    pub events_maxlen: u64,
+
+    /// Events each destination may hold while it is behind or away.
+    #[arg(long, default_value_t = 16_384, value_name = "N")]
+    pub events_queue: usize,
+
+    /// Seconds between two `stats` events (0: none).
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    pub events_stats_interval: u64,
+
+    /// Seconds to wait at exit for queued events to be delivered.
+    #[arg(long, default_value_t = 5, value_name = "SECS")]
+    pub events_flush_timeout: u64,
+}
+
 /// `sniffer http`.
 #[derive(Debug, Args, Clone)]
 pub struct HttpArgs {
@@ -235,6 +272,9 @@ pub struct HttpArgs {
     /// spaces. It selects `tcp and (EXPRESSION)`, in the kernel for live capture.
     #[arg(value_name = "EXPRESSION", conflicts_with_all = ["ports", "all_tcp"])]
     pub filter: Vec<String>,
+    /// Events.
+    #[command(flatten)]
+    pub events: EventArgs,
 }
 
 /// `sniffer capture`.
@@ -295,6 +335,9 @@ pub struct FlowsArgs {
     /// spaces. It selects `tcp and (EXPRESSION)`, in the kernel for live capture.
     #[arg(value_name = "EXPRESSION", conflicts_with_all = ["ports", "all_tcp"])]
     pub filter: Vec<String>,
+    /// Events.
+    #[command(flatten)]
+    pub events: EventArgs,
 }
 
 /// How `follow` prints.

@@ -7,6 +7,7 @@ use std::{path::PathBuf, time::Duration};
 use sniffer::{
     Direction,
     capture::{Input, KernelFilter, LiveOptions},
+    events::{BadUrl, Destination, EventsConfig},
     filter::{Filter, FilterError},
     flow::FlowConfig,
     output::{
@@ -64,6 +65,9 @@ pub enum ConfigError {
          a filter expression goes after the stream number)"
     )]
     BadStream(String),
+    /// An `--events` URL that names no destination.
+    #[error(transparent)]
+    Events(#[from] BadUrl),
 }
 
 /// Where packets come from, and what userspace must still filter.
@@ -112,6 +116,10 @@ pub struct HttpConfig {
     pub stats_interval: Option<Duration>,
     /// What to keep once the input and the output are open.
     pub run_as: RunAs,
+    /// Where events go.
+    pub events: EventsConfig,
+    /// Seed of the Community IDs.
+    pub community_id_seed: u16,
 }
 
 /// The disk budget of a live run without `--max-disk`: what the output directory holds
@@ -174,6 +182,8 @@ pub struct FlowsConfig {
     pub stats_interval: Option<Duration>,
     /// What to keep once the input and the output are open.
     pub run_as: RunAs,
+    /// Where events go.
+    pub events: EventsConfig,
 }
 
 /// `sniffer follow`.
@@ -242,10 +252,12 @@ impl Config {
                     json: args.json,
                     wide: args.wide,
                     absolute_time: args.absolute_time,
+                    community_id_seed: args.events.community_id_seed,
                 },
                 write_flows: args.write_flows,
                 stats_interval: stats_interval(args.stats_interval)?,
                 run_as: run_as(&args.input)?,
+                events: events(&args.events)?,
             }),
             Some(Command::Follow(args)) => {
                 // With --flow there is no stream number: every word is the expression's.
@@ -329,7 +341,46 @@ fn http_config(args: cli::HttpArgs) -> Result<HttpConfig, ConfigError> {
         dedup: args.dedup,
         stats_interval: stats_interval(args.stats_interval)?,
         run_as: run_as(&args.input)?,
+        events: events(&args.events)?,
+        community_id_seed: args.events.community_id_seed,
     })
+}
+
+fn events(args: &cli::EventArgs) -> Result<EventsConfig, ConfigError> {
+    if args.events_queue == 0 {
+        return Err(ConfigError::OutOfRange {
+            option: "events-queue",
+            value: "0".into(),
+            why: "must be at least 1",
+        });
+    }
+    let secs = |s: u64| (s > 0).then(|| Duration::from_secs(s));
+    Ok(EventsConfig {
+        destinations: args
+            .events
+            .iter()
+            .map(|u| Destination::parse(u))
+            .collect::<Result<_, _>>()?,
+        sensor: args.sensor.clone().or_else(host_name),
+        maxlen: args.events_maxlen,
+        queue: args.events_queue,
+        flush_timeout: Duration::from_secs(args.events_flush_timeout),
+        stats_interval: secs(args.events_stats_interval),
+    })
+}
+
+/// This host's name (`gethostname`), if it has one.
+fn host_name() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname writes at most that much.
+    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if r != 0 {
+        return None;
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8(buf[..end].to_vec())
+        .ok()
+        .filter(|h| !h.is_empty())
 }
 
 /// `500M`, `2G`, `1048576`, `10KiB`: bytes, with K, M, G, T as powers of 1024.

@@ -3,11 +3,13 @@
 use std::io::{self, BufWriter};
 
 use sniffer::{
-    output::{flows::FlowsPrinter, stats::StatsRecord},
+    events::FlowEvents,
+    listener::Tee,
+    output::{flows::FlowsPrinter, stats::Extra},
     pipeline::{self, Extras, Progress},
 };
 
-use super::{AppError, config::FlowsConfig, privilege, stop};
+use super::{AppError, config::FlowsConfig, events, health::Health, privilege, stop};
 
 pub(super) fn run(config: &FlowsConfig) -> Result<(), AppError> {
     if let Some(dir) = &config.write_flows {
@@ -20,37 +22,41 @@ pub(super) fn run(config: &FlowsConfig) -> Result<(), AppError> {
         // Flow files are created by path, so the user needs the whole path.
         privilege::check_path(dir, &config.run_as)?;
     }
+    // The event writers' threads start after the drop (it refuses to run beside threads).
+    let events = events::start(&config.events)?;
     let out = BufWriter::with_capacity(64 << 10, io::stdout().lock());
-    let mut printer = FlowsPrinter::new(out, config.format, config.write_flows.as_deref())
-        .map_err(|source| AppError::Io {
-            what: format!(
-                "--write-flows {}",
-                config
-                    .write_flows
-                    .as_deref()
-                    .unwrap_or_else(|| ".".as_ref())
-                    .display()
-            ),
-            source,
+    let printer =
+        FlowsPrinter::new(out, config.format, config.write_flows.as_deref()).map_err(|source| {
+            AppError::Io {
+                what: format!(
+                    "--write-flows {}",
+                    config
+                        .write_flows
+                        .as_deref()
+                        .unwrap_or_else(|| ".".as_ref())
+                        .display()
+                ),
+                source,
+            }
         })?;
-    let started = std::time::Instant::now();
-    let memcap = config.flow.memcap;
-    let mut health = |p: &Progress, _: &mut FlowsPrinter<_>| {
-        let line = StatsRecord::new(super::now(), started.elapsed(), p, memcap, None);
-        eprintln!("{}", line.json());
+    let seed = config.format.community_id_seed;
+    let mut tee = Tee::new(printer, FlowEvents::new(events.clone(), seed));
+    let mut health = Health::new(config.stats_interval, &events, config.flow.memcap);
+    let every = health.every();
+    let mut tick = |p: &Progress, _: &mut Tee<FlowsPrinter<_>, FlowEvents>| {
+        health.tick(p, Extra::default());
     };
     let ran = pipeline::run_with(
         source.as_mut(),
         &config.flow,
-        &mut printer,
+        &mut tee,
         Extras {
             filter: config.source.filter.as_ref(),
-            ticks: config
-                .stats_interval
-                .map(|every| (every, &mut health as &mut dyn FnMut(&Progress, &mut _))),
+            ticks: every.map(|e| (e, &mut tick as &mut dyn FnMut(&Progress, &mut _))),
             limit: config.source.count,
         },
     );
+    let printer = tee.first;
     let (stats, failed) = match ran {
         Ok(stats) => (stats, None),
         Err(e) => (*e.stats, Some(e.source)),
@@ -62,6 +68,8 @@ pub(super) fn run(config: &FlowsConfig) -> Result<(), AppError> {
     if stop::requested() {
         eprintln!("sniffer: interrupted: the sessions still open were ended and listed");
     }
+    health.last(&stats, Extra::default());
+    events::finish(&events);
     written.map_err(|source| AppError::Io {
         what: if config.write_flows.is_some() {
             "writing flows".into()

@@ -10,20 +10,22 @@ use std::{
 };
 
 use sniffer::{
-    capture::Input,
-    extract::{ExtractConfig, ExtractStats, Extractor, Outcome},
+    capture::{IDLE_TICK, Input},
+    events::{Events, FlowEvents},
+    extract::{ExtractConfig, ExtractStats, Extractor, IndexEntry, IndexHook, Outcome},
     http::{BodyEvent, HttpAnalyzer, HttpListener, HttpStats, Limits, Transaction},
+    listener::Tee,
     output::{
         count,
         jsonl::{human, transaction_record},
-        stats::{Files, StatsRecord},
+        stats::Extra,
     },
     pipeline::{self, Extras, Progress},
     records::{Record as _, TransactionRecord},
     wire::Timestamp,
 };
 
-use super::{AppError, config::HttpConfig, privilege, stop};
+use super::{AppError, config::HttpConfig, events, health::Health, privilege, stop};
 
 /// A transaction line, waiting (if its body was saved) for its file's outcome.
 struct Line {
@@ -45,6 +47,9 @@ struct Printer<W: io::Write> {
     saved_any: bool,
     /// Lines not printed yet, in order.
     lines: VecDeque<Line>,
+    /// Every transaction also goes here.
+    events: Events,
+    community_id_seed: u16,
     /// Outcomes that arrived before their line was at the front.
     outcomes: HashMap<(u64, u64, String), Outcome>,
     error: Option<io::Error>,
@@ -119,8 +124,10 @@ impl<W: io::Write> HttpListener for Printer<W> {
     fn http_transaction(&mut self, tx: &Transaction) {
         let saved = self.extractor.on_done(tx);
         self.saved_any |= saved.is_some();
+        let record = transaction_record(tx, saved.as_ref(), self.community_id_seed);
+        self.events.emit(&record);
         self.lines.push_back(Line {
-            record: transaction_record(tx, saved.as_ref()),
+            record,
             waits_for: saved.map(|e| (e.stream, e.transaction, e.file)),
         });
         self.drain();
@@ -152,6 +159,7 @@ pub(super) fn run(config: &HttpConfig) -> Result<(), AppError> {
         split_tracks: config.split_tracks,
         budget,
         dedup: config.dedup,
+        community_id_seed: config.community_id_seed,
     };
     // Everything that needs privileges first: the output directory (made now only when
     // the program will switch users: afterwards it may not be allowed to), the device.
@@ -163,52 +171,78 @@ pub(super) fn run(config: &HttpConfig) -> Result<(), AppError> {
     };
     let mut source = stop::open(&config.source.input)?;
     privilege::drop_privileges(&config.run_as)?;
-    let extractor = match dir {
+    let mut extractor = match dir {
         Some(dir) => {
             privilege::check_dir(&dir, &config.out, &config.run_as)?;
             Extractor::in_dir(extract, dir)
         }
         None => Extractor::new(extract)?,
     };
+    // The event writers' threads start after the drop (it refuses to run beside threads).
+    let events = events::start(&config.events)?;
+    // Each index line goes out as a `file` event once it is written (sha256 known).
+    extractor.set_index_hook(events.is_enabled().then(|| {
+        let events = events.clone();
+        Box::new(move |entry: &IndexEntry| events.emit(entry)) as IndexHook
+    }));
     if let (Input::Live(_), Some(b)) = (&config.source.input, budget) {
         eprintln!(
             "sniffer: saving into {}, at most {b} bytes (--max-disk); the oldest files go first",
             config.out.display()
         );
     }
+    let live = matches!(config.source.input, Input::Live(_));
     let printer = Printer {
         out: BufWriter::with_capacity(64 << 10, io::stdout().lock()),
         json: config.json,
         quiet: config.quiet,
         once: config.once,
-        flush_each: matches!(config.source.input, Input::Live(_)),
+        flush_each: live,
         extractor,
         saved_any: false,
         lines: VecDeque::new(),
+        events: events.clone(),
+        community_id_seed: config.community_id_seed,
         outcomes: HashMap::new(),
         error: None,
     };
-    let mut analyzer = HttpAnalyzer::new(printer, Limits::default());
-    let started = std::time::Instant::now();
-    let memcap = config.flow.memcap;
-    let mut health = |p: &Progress, a: &mut HttpAnalyzer<Printer<_>>| {
-        let files = a.listener().extractor.stats();
-        let files = Files {
-            stats: &files,
-            budget,
-        };
-        let line = StatsRecord::new(super::now(), started.elapsed(), p, memcap, Some(files));
-        eprintln!("{}", line.json());
+    let analyzer = HttpAnalyzer::new(printer, Limits::default());
+    // Every session also goes out as a `flow` event when it leaves the table.
+    let mut tee = Tee::new(
+        analyzer,
+        FlowEvents::new(events.clone(), config.community_id_seed),
+    );
+    let mut health = Health::new(config.stats_interval, &events, config.flow.memcap);
+    // Live, a line whose file is still being written is printed at the next tick (a
+    // second at most on a quiet device) rather than with the next transaction.
+    let every = match (health.every(), live) {
+        (Some(e), true) => Some(e.min(IDLE_TICK)),
+        (None, true) => Some(IDLE_TICK),
+        (e, false) => e,
+    };
+    let mut tick = |p: &Progress, tee: &mut Tee<HttpAnalyzer<Printer<_>>, FlowEvents>| {
+        if live {
+            tee.first.listener_mut().drain();
+        }
+        let files = tee.first.listener().extractor.stats();
+        let http = tee.first.stats().clone();
+        health.tick(
+            p,
+            Extra {
+                http: Some(&http),
+                files: Some(&files),
+                budget,
+                ..Extra::default()
+            },
+        );
     };
     let ran = pipeline::run_with(
         source.as_mut(),
         &config.flow,
-        &mut analyzer,
+        &mut tee,
         Extras {
             filter: config.source.filter.as_ref(),
-            ticks: config
-                .stats_interval
-                .map(|every| (every, &mut health as &mut dyn FnMut(&Progress, &mut _))),
+            ticks: every.map(|e| (e, &mut tick as &mut dyn FnMut(&Progress, &mut _))),
             limit: config.source.count,
         },
     );
@@ -216,6 +250,7 @@ pub(super) fn run(config: &HttpConfig) -> Result<(), AppError> {
         Ok(stats) => (stats, None),
         Err(e) => (*e.stats, Some(e.source)),
     };
+    let mut analyzer = tee.first;
     // Bodies still open (the pipeline ends every session; this is the safety net) are
     // closed and indexed as incomplete.
     analyzer.finish();
@@ -225,6 +260,15 @@ pub(super) fn run(config: &HttpConfig) -> Result<(), AppError> {
     printer.drain();
     let flushed = printer.out.flush();
     let ex = printer.extractor.stats();
+    health.last(
+        &stats,
+        Extra {
+            http: Some(&http),
+            files: Some(&ex),
+            budget,
+            ..Extra::default()
+        },
+    );
     eprintln!(
         "sniffer: {}",
         summary(&http, &ex, config, stop::requested())
@@ -232,6 +276,7 @@ pub(super) fn run(config: &HttpConfig) -> Result<(), AppError> {
     for line in sniffer::output::flows::closing_summary(&stats) {
         eprintln!("sniffer: {line}");
     }
+    events::finish(&events);
     if let Some(e) = printer.error.take() {
         return Err(AppError::Io {
             what: "writing transactions".into(),

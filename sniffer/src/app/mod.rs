@@ -5,9 +5,11 @@
 mod capture;
 pub mod cli;
 pub mod config;
+mod events;
 pub mod exit;
 mod flows;
 mod follow;
+mod health;
 mod http;
 mod interfaces;
 pub mod privilege;
@@ -49,6 +51,9 @@ pub enum AppError {
     /// The privileges could not be dropped.
     #[error(transparent)]
     Privilege(#[from] privilege::PrivilegeError),
+    /// An event destination could not be opened.
+    #[error(transparent)]
+    Events(#[from] sniffer::events::EventsError),
     /// Writing output failed.
     #[error("{what}: {source}")]
     Io {
@@ -102,6 +107,7 @@ impl AppError {
             Self::Capture(_)
             | Self::Extract(_)
             | Self::Privilege(_)
+            | Self::Events(_)
             | Self::Io { .. }
             | Self::NotSaved { .. } => ExitCode::Failure,
         }

@@ -49,6 +49,11 @@ impl Extractor {
             stream: o.stream,
             transaction: o.number,
             endpoints: o.endpoints,
+            community_id: crate::wire::community_id(
+                self.config.community_id_seed,
+                o.endpoints.client(),
+                o.endpoints.server(),
+            ),
             method: o.method.clone(),
             url: Some(p.playlist.clone()),
             status: 200,

@@ -51,7 +51,7 @@ use writer::{Job, Writer};
 use crate::{
     http::{BodyEvent, ContentRange, HttpListener, Transaction, parser::Framing},
     records::{Endpoints, FileRecord, IcyTrack},
-    wire::Timestamp,
+    wire::{Timestamp, community_id},
 };
 
 /// What to save, and where.
@@ -71,6 +71,8 @@ pub struct ExtractConfig {
     pub budget: Option<u64>,
     /// Store a body whose sha256 was already saved once; later copies are hard links.
     pub dedup: bool,
+    /// The Community ID seed of the index lines (`0` unless agreed otherwise).
+    pub community_id_seed: u16,
 }
 
 impl Default for ExtractConfig {
@@ -83,6 +85,7 @@ impl Default for ExtractConfig {
             split_tracks: true,
             budget: None,
             dedup: false,
+            community_id_seed: 0,
         }
     }
 }
@@ -121,6 +124,10 @@ pub enum ExtractError {
 /// One line of `index.jsonl`: a saved file and where it came from (the `file` record of
 /// the JSON vocabulary).
 pub type IndexEntry = FileRecord;
+
+/// Called on the hasher thread with each index line just written to `index.jsonl`
+/// (sha256 and size filled in), in the order of the file: e.g. to send it on as an event.
+pub type IndexHook = Box<dyn FnMut(&IndexEntry) + Send>;
 
 /// What the extractor counted.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -310,6 +317,8 @@ pub struct Extractor {
     writer: Option<Writer>,
     /// Why the directory could not be made ready (then every file fails).
     unusable: Option<String>,
+    /// Called with every index line of a file once written; handed to the writer.
+    hook: Option<IndexHook>,
     next_id: u64,
     open: HashMap<(u64, u64), OpenBody, foldhash::fast::RandomState>,
     /// 206 parts by (URL, validator, complete length).
@@ -429,6 +438,25 @@ impl Extractor {
         Ok(Self::with_dir(config, None))
     }
 
+    /// As [`Self::new`], with `hook` called for every index line of a file once it is
+    /// written (for event sinks).
+    ///
+    /// # Errors
+    /// As [`Self::new`].
+    pub fn with_index_hook(
+        config: ExtractConfig,
+        hook: Option<IndexHook>,
+    ) -> Result<Self, ExtractError> {
+        let mut ex = Self::new(config)?;
+        ex.hook = hook;
+        Ok(ex)
+    }
+
+    /// Hand every index line of a file, once written, to `hook` too.
+    pub fn set_index_hook(&mut self, hook: Option<IndexHook>) {
+        self.hook = hook;
+    }
+
     /// Like [`Self::new`], in a directory the caller opened already (`config.dir` is its
     /// path, for messages): a program that drops its privileges opens the directory
     /// before, and the extractor's index and thread still come with the first file.
@@ -442,6 +470,7 @@ impl Extractor {
             dir,
             writer: None,
             unusable: None,
+            hook: None,
             next_id: 0,
             open: HashMap::default(),
             parts: HashMap::new(),
@@ -491,8 +520,14 @@ impl Extractor {
             budget: self.config.budget,
             dedup: self.config.dedup,
         };
-        let writer = Writer::start(dir.try_clone().map_err(dir_err)?, index, limits, found)
-            .map_err(dir_err)?;
+        let writer = Writer::start(
+            dir.try_clone().map_err(dir_err)?,
+            index,
+            limits,
+            found,
+            self.hook.take(),
+        )
+        .map_err(dir_err)?;
         self.dir = Some(dir);
         self.writer = Some(writer);
         Ok(())
@@ -675,6 +710,7 @@ impl Extractor {
             stream: tx.stream,
             transaction: tx.number,
             endpoints: Endpoints::new(tx.client, tx.server),
+            community_id: community_id(self.config.community_id_seed, tx.client, tx.server),
             method: tx.method().to_owned(),
             url: tx.url(),
             status: resp.map_or(0, |r| r.status),
@@ -1040,6 +1076,7 @@ impl Extractor {
             stream: tx.stream,
             transaction: tx.number,
             endpoints: Endpoints::new(tx.client, tx.server),
+            community_id: community_id(self.config.community_id_seed, tx.client, tx.server),
             method: tx.method().to_owned(),
             url: tx.url(),
             status: resp.status,
@@ -1198,6 +1235,11 @@ impl Extractor {
                 stream: key.0,
                 transaction: key.1,
                 endpoints: b.endpoints,
+                community_id: community_id(
+                    self.config.community_id_seed,
+                    b.endpoints.client(),
+                    b.endpoints.server(),
+                ),
                 method: "-".into(),
                 url: None,
                 status: 0,

@@ -186,6 +186,11 @@ impl TrackOut for IcyOut<'_> {
             stream: c.stream,
             transaction: c.number,
             endpoints: c.endpoints,
+            community_id: crate::wire::community_id(
+                self.ex.config.community_id_seed,
+                c.endpoints.client(),
+                c.endpoints.server(),
+            ),
             method: c.method.clone(),
             url: c.url.clone(),
             status: c.status,

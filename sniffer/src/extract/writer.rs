@@ -53,7 +53,7 @@ use std::{
 use sha2::{Digest as _, Sha256};
 
 use super::{
-    ExtractStats, IndexEntry,
+    ExtractStats, IndexEntry, IndexHook,
     budget::{Disk, Save},
     hex, open_in, part_name, remove_in,
 };
@@ -168,13 +168,15 @@ struct Stage {
 }
 
 impl Writer {
-    /// Start the hasher thread; it owns `index` and the bookkeeping of the directory's
-    /// bytes, which starts from `found` (files already there, oldest first: name, size).
+    /// Start the hasher thread; it owns `index`, `hook` (called with every index line of
+    /// a file once written) and the bookkeeping of the directory's bytes, which starts
+    /// from `found` (files already there, oldest first: name, size).
     pub(super) fn start(
         dir: File,
         index: File,
         limits: Limits,
         found: Vec<(String, u64)>,
+        hook: Option<IndexHook>,
     ) -> io::Result<Self> {
         let (hashes, rx) = mpsc::sync_channel(QUEUE);
         let (spare_tx, spare) = mpsc::channel();
@@ -187,6 +189,7 @@ impl Writer {
         let hasher = Hasher {
             dir: dir.try_clone()?,
             index: Index::new(index)?,
+            hook,
             disk,
             open: HashMap::new(),
             stats: Arc::clone(&stats),
@@ -446,6 +449,7 @@ struct Hashing {
 struct Hasher {
     dir: File,
     index: Index,
+    hook: Option<IndexHook>,
     disk: Disk,
     open: HashMap<u64, Hashing>,
     stats: Arc<Mutex<ExtractStats>>,
@@ -675,6 +679,9 @@ impl Hasher {
             }
         }
         self.index_line(entry.to_json().into_bytes());
+        if let Some(hook) = self.hook.as_mut() {
+            hook(entry);
+        }
         if !entry.merged_from.is_empty() {
             // A merged file answers no single transaction.
             return;
@@ -791,6 +798,7 @@ mod tests {
                 "10.0.0.1:5000".parse().unwrap(),
                 "10.0.0.2:80".parse().unwrap(),
             ),
+            community_id: String::new(),
             method: "GET".into(),
             url: None,
             status: 200,
@@ -815,7 +823,7 @@ mod tests {
     fn start(dir: &std::path::Path, limits: Limits) -> Writer {
         let open_dir = File::open(dir).unwrap();
         let index = File::create(dir.join("index.jsonl")).unwrap();
-        Writer::start(open_dir, index, limits, Vec::new()).unwrap()
+        Writer::start(open_dir, index, limits, Vec::new(), None).unwrap()
     }
 
     fn index(dir: &std::path::Path) -> Vec<serde_json::Value> {

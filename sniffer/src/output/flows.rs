@@ -19,17 +19,19 @@ use crate::{
     output::count,
     pipeline::PipelineStats,
     records::{Endpoints, FlowRecord, Record as _},
-    wire::Timestamp,
+    wire::{Timestamp, community_id},
 };
 
-/// The row (and JSON record) of a session that left the table.
-pub fn flow_record(info: &SessionInfo, st: &SessionStats) -> FlowRecord {
+/// The row (and JSON record) of a session that left the table, with its Community ID
+/// from `seed`.
+pub fn flow_record(info: &SessionInfo, st: &SessionStats, seed: u16) -> FlowRecord {
     let both = |f: fn(&DirStats) -> u64| f(&st.orig) + f(&st.resp);
     FlowRecord {
         ts: info.start,
         duration: st.last.0.saturating_sub(info.start.0) as f64 / 1e9,
         stream: info.stream,
         endpoints: Endpoints::new(info.client, info.server),
+        community_id: community_id(seed, info.client, info.server),
         orig_packets: st.orig.packets,
         orig_bytes: st.orig.bytes,
         resp_packets: st.resp.packets,
@@ -54,6 +56,8 @@ pub struct FlowsFormat {
     pub wide: bool,
     /// Start times since the epoch instead of since the first packet.
     pub absolute_time: bool,
+    /// The Community ID seed of the JSON records.
+    pub community_id_seed: u16,
 }
 /// Rows that may wait behind a session still open.
 pub const MAX_WAITING: usize = 10_000;
@@ -241,7 +245,7 @@ impl<W: Write> Listener for FlowsPrinter<W> {
     }
 
     fn session_stats(&mut self, s: &SessionInfo, st: &SessionStats) {
-        let row = flow_record(s, st);
+        let row = flow_record(s, st, self.format.community_id_seed);
         if s.stream < self.next {
             // The rows behind it could not wait any longer: its place has passed.
             let r = self.emit(&row);

@@ -7,10 +7,15 @@ use crate::{
     extract::IndexEntry,
     http::{Response, Transaction},
     records::{Endpoints, TransactionRecord},
+    wire::community_id,
 };
 
-/// The record of `tx`, saved as `saved` if it was.
-pub fn transaction_record(tx: &Transaction, saved: Option<&IndexEntry>) -> TransactionRecord {
+/// The record of `tx`, saved as `saved` if it was, with its Community ID from `seed`.
+pub fn transaction_record(
+    tx: &Transaction,
+    saved: Option<&IndexEntry>,
+    seed: u16,
+) -> TransactionRecord {
     let resp = tx.response.as_ref();
     let ts = resp
         .map(|r| r.ts)
@@ -32,6 +37,7 @@ pub fn transaction_record(tx: &Transaction, saved: Option<&IndexEntry>) -> Trans
         stream: tx.stream,
         transaction: tx.number,
         endpoints: Endpoints::new(tx.client, tx.server),
+        community_id: community_id(seed, tx.client, tx.server),
         method: tx.method().to_owned(),
         url: tx.url(),
         status: resp.map(|r| r.status),
@@ -139,7 +145,7 @@ mod tests {
 
     #[test]
     fn human_and_json_lines() {
-        let r = transaction_record(&tx(), None);
+        let r = transaction_record(&tx(), None, 0);
         assert_eq!(
             human(&r, "out".as_ref()),
             "2.500000    3 GET example.org/a?[2J.mp3 200 audio/mpeg 42"
@@ -153,6 +159,13 @@ mod tests {
         assert_eq!(v["size"], 42);
         assert_eq!(v["orig_ip"], "10.0.0.1");
         assert_eq!(v["resp_port"], 80);
+        let id = community_id(0, tx().client, tx().server);
+        assert!(id.starts_with("1:"), "{id}");
+        assert_eq!(v["community_id"], id.as_str());
+        assert_ne!(
+            transaction_record(&tx(), None, 1).community_id,
+            r.community_id
+        );
         assert_eq!(v["file"], serde_json::Value::Null);
     }
 }

@@ -24,6 +24,11 @@ impl FlowKey {
     pub const fn endpoints(&self) -> (SocketAddr, SocketAddr) {
         (self.lo, self.hi)
     }
+
+    /// The flow's Community ID v1 with `seed` ([`super::community_id`]).
+    pub fn community_id(&self, seed: u16) -> String {
+        super::community_id(seed, self.lo, self.hi)
+    }
 }
 
 /// The hasher for session tables: foldhash seeded at random per table, so crafted
@@ -42,6 +47,10 @@ mod tests {
         assert_ne!(
             FlowKey::new(a, b),
             FlowKey::new(a, "10.0.0.2:81".parse().unwrap())
+        );
+        assert_eq!(
+            FlowKey::new(b, a).community_id(0),
+            super::super::community_id(0, a, b)
         );
     }
 }

@@ -7,6 +7,11 @@
 //! Recovery is counted by the generator's `check-extraction.py` with the map built from
 //! `index.jsonl`. Medians of several runs from a warm page cache; max RSS from `wait4`.
 //!
+//! With `--events`, the same extraction also sends every record to a Redis Stream on a
+//! local `redis-server` (no persistence), and the ratio of its median to the run without
+//! events is checked against the issue's bound (within 10%), with the rate of events Redis
+//! took.
+//!
 //! Last, the floor ([`crate::floor`]): the CPU time no extractor can avoid on this machine
 //! (the index-only run's pipeline, sha256 of every body, writing every body into the
 //! tmpfs), spread over all CPUs. It bounds the speed and the ratio to tcpflow reachable
@@ -22,7 +27,8 @@ use crate::{
     util::{measure, workspace_root},
 };
 
-/// Targets from the issue.
+/// Targets from the issues.
+const TARGET_EVENTS_SLOWDOWN: f64 = 1.10;
 const TARGET_GB_PER_S: f64 = 1.5;
 const TARGET_VS_TCPFLOW: f64 = 5.0;
 const TARGET_RSS_MIB: f64 = 64.0;
@@ -83,11 +89,85 @@ fn count_files(dir: &Path) -> usize {
 ///
 /// # Errors
 /// A tool that fails or is missing, or an unreadable capture.
-pub fn run(capture: &Path) -> anyhow::Result<()> {
-    super::with_scratch("http", capture, run_in)
+pub fn run(capture: &Path, events: bool) -> anyhow::Result<()> {
+    super::with_scratch("http", capture, |capture, size, sniffer, shm| {
+        run_in(capture, size, sniffer, shm, events)
+    })
 }
 
-fn run_in(capture: &Path, size: u64, sniffer: &Path, shm: &Path) -> anyhow::Result<()> {
+/// `(sent, dropped)` from the summary line of the events to `url`.
+fn event_counts(stderr: &str, url: &str) -> anyhow::Result<(u64, u64)> {
+    let prefix = format!("sniffer: events to {url}: ");
+    let line = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .with_context(|| format!("no events summary in:\n{stderr}"))?;
+    let mut n = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(str::parse::<u64>);
+    match (n.next(), n.next()) {
+        (Some(Ok(sent)), Some(Ok(dropped))) => Ok((sent, dropped)),
+        _ => bail!("unreadable events summary: {line}"),
+    }
+}
+
+/// `--events redis://…` against a private redis-server: one checked run for the counts
+/// and the event rate, then the median of [`RUNS`]; the lines to print beside `without`.
+fn with_events(
+    make: &dyn Fn(&[&str]) -> Command,
+    out: &Path,
+    without: &crate::util::Measurement,
+    size: u64,
+) -> anyhow::Result<Vec<String>> {
+    let redis = ::tests::redis::RedisServer::start(&["--appendonly", "no"])
+        .context("starting redis-server (cargo xtask setup installs it)")?;
+    let url = format!("redis://127.0.0.1:{}/bench", redis.port);
+    let args = [
+        "--extract-all",
+        "--events",
+        &url,
+        "--events-stats-interval",
+        "0",
+    ];
+    fresh(out)?;
+    let start = std::time::Instant::now();
+    let checked = make(&args).stdout(std::process::Stdio::null()).output()?;
+    let secs = start.elapsed().as_secs_f64();
+    let stderr = String::from_utf8_lossy(&checked.stderr);
+    if !checked.status.success() {
+        bail!("sniffer --events failed: {}\n{stderr}", checked.status);
+    }
+    let (sent, dropped) = event_counts(&stderr, &url)?;
+    let measured = measure(RUNS, || {
+        let _ = fresh(out);
+        make(&args)
+    })?;
+    let ratio = measured.median().as_secs_f64() / without.median().as_secs_f64();
+    Ok(vec![
+        line("sniffer --extract-all --events redis", &measured, size),
+        format!(
+            "  events: {sent} sent, {dropped} dropped in {secs:.3} s: Redis took {:.0} events/s over \
+             the run (the rate the capture made, not its limit); stream length {}",
+            sent as f64 / secs,
+            redis.cli(&["XLEN", "bench"])?.trim()
+        ),
+        format!(
+            "  target: with events {ratio:.3}x the time without (<= {TARGET_EVENTS_SLOWDOWN}) \
+             {}, {dropped} dropped (0) {}",
+            mark(ratio <= TARGET_EVENTS_SLOWDOWN),
+            mark(dropped == 0),
+        ),
+    ])
+}
+
+fn run_in(
+    capture: &Path,
+    size: u64,
+    sniffer: &Path,
+    shm: &Path,
+    events: bool,
+) -> anyhow::Result<()> {
     eprintln!(
         "xtask bench http: {} ({:.1} MB), output on {}",
         capture.display(),
@@ -117,6 +197,11 @@ fn run_in(capture: &Path, size: u64, sniffer: &Path, shm: &Path) -> anyhow::Resu
         let _ = fresh(&s_out);
         sniffer_cmd(&s_out, &["--extract-all"])
     })?;
+    let events_lines = if events {
+        with_events(&|extra| sniffer_cmd(&s_out, extra), &s_out, &tmpfs, size)?
+    } else {
+        Vec::new()
+    };
     let index_only = measure(RUNS, || {
         let _ = fresh(&s_out);
         sniffer_cmd(&s_out, &["--extract", "none/none"])
@@ -160,6 +245,9 @@ fn run_in(capture: &Path, size: u64, sniffer: &Path, shm: &Path) -> anyhow::Resu
         size as f64 / 1e6
     );
     println!("{}", line("sniffer --extract-all", &tmpfs, size));
+    for l in &events_lines {
+        println!("{l}");
+    }
     println!("{}", line("sniffer --extract-all (disk)", &disk, size));
     println!(
         "{}",

@@ -43,6 +43,10 @@ pub struct Options {
     /// Only these benchmarks (default: all).
     #[arg(long, value_enum)]
     pub only: Vec<Which>,
+    /// HTTP: also run with `--events redis://…` against a local redis-server, and report
+    /// the ratio to the run without events and the event rate Redis took.
+    #[arg(long)]
+    pub events: bool,
 }
 
 pub fn run(options: &Options) -> anyhow::Result<()> {
@@ -69,7 +73,7 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     let all = options.only.is_empty();
     let wants = |w| all || options.only.contains(&w);
     if wants(Which::Http) {
-        http::run(&capture)?;
+        http::run(&capture, options.events)?;
     }
     if wants(Which::Flows) {
         flows::run(&capture)?;
