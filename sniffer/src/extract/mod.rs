@@ -49,10 +49,30 @@ pub use writer::Outcome;
 use writer::{Job, Writer};
 
 use crate::{
-    http::{BodyEvent, ContentRange, HttpListener, Transaction, parser::Framing},
+    http::{BodyEvent, ContentRange, HttpListener, MessageHead, Transaction, parser::Framing},
     records::{Endpoints, FileRecord, IcyTrack},
-    wire::{Timestamp, community_id},
+    wire::{Direction, Timestamp, community_id},
 };
+
+/// A body being saved: its transaction, and which way it went (a request's body is an
+/// upload).
+type Key = (u64, u64, Direction);
+
+/// The key of `tx`'s body in direction `dir`.
+const fn key(tx: &Transaction, dir: Direction) -> Key {
+    (tx.stream, tx.number, dir)
+}
+
+/// The head and time of `tx`'s message in direction `dir` (the request's for `Orig`).
+fn message(tx: &Transaction, dir: Direction) -> Option<(&MessageHead, Timestamp)> {
+    match dir {
+        Direction::Resp => tx.response.as_ref().map(|r| (&r.head, r.ts)),
+        Direction::Orig => tx.request.as_ref().map(|r| (&r.head, r.ts)),
+    }
+}
+
+/// Form fields sent as `a=1&b=2`: saved only when everything is.
+const FORM_URLENCODED: &str = "application/x-www-form-urlencoded";
 
 /// What to save, and where.
 #[derive(Clone, Debug)]
@@ -243,6 +263,8 @@ struct NameParts {
     uri: Vec<u8>,
     declared: Option<String>,
     encoded: bool,
+    /// A request's body: its name starts with `up-`.
+    upload: bool,
 }
 
 /// Where a wanted body's bytes go.
@@ -292,7 +314,7 @@ impl OpenBody {
         } else {
             0
         };
-        size_of::<((u64, u64), Self)>() as u64 * 2 + sinks + detection + playlist
+        size_of::<(Key, Self)>() as u64 * 2 + sinks + detection + playlist
     }
 }
 
@@ -320,7 +342,7 @@ pub struct Extractor {
     /// Called with every index line of a file once written; handed to the writer.
     hook: Option<IndexHook>,
     next_id: u64,
-    open: HashMap<(u64, u64), OpenBody, foldhash::fast::RandomState>,
+    open: HashMap<Key, OpenBody, foldhash::fast::RandomState>,
     /// 206 parts by (URL, validator, complete length).
     parts: HashMap<(String, String, u64), Vec<Part>>,
     /// Playlists and saved files, for joining HLS segments at the end.
@@ -332,7 +354,7 @@ pub struct Extractor {
     /// The time of the packet being parsed.
     now: Timestamp,
     /// A body found unwanted by its first bytes: the HTTP layer is told to stop it.
-    stop: Option<(u64, u64)>,
+    stop: Option<Key>,
     finished: bool,
     /// Sum of [`OpenBody::memory`] over `open`.
     memory: u64,
@@ -691,7 +713,7 @@ impl Extractor {
         }
         match &self.writer {
             Some(w) if !name.is_empty() => {
-                let mut entry = self.entry(tx, name, 0);
+                let mut entry = self.entry(tx, Direction::Resp, name, 0);
                 entry.complete = false;
                 w.send(Job::Failed {
                     entry: Box::new(entry),
@@ -702,21 +724,24 @@ impl Extractor {
         }
     }
 
-    /// The index line of `tx`'s body saved as `file` (size and sha256 are the writer's).
-    fn entry(&self, tx: &Transaction, file: String, size: u64) -> IndexEntry {
+    /// The index line of `tx`'s body in direction `dir` saved as `file` (size and sha256
+    /// are the writer's).
+    fn entry(&self, tx: &Transaction, dir: Direction, file: String, size: u64) -> IndexEntry {
         let resp = tx.response.as_ref();
+        let head = message(tx, dir).map(|(h, _)| h);
         IndexEntry {
-            ts: resp.map_or_else(Timestamp::default, |r| r.ts),
+            ts: message(tx, dir).map_or_else(Timestamp::default, |(_, ts)| ts),
             stream: tx.stream,
             transaction: tx.number,
             endpoints: Endpoints::new(tx.client, tx.server),
             community_id: community_id(self.config.community_id_seed, tx.client, tx.server),
             method: tx.method().to_owned(),
             url: tx.url(),
-            status: resp.map_or(0, |r| r.status),
-            content_type: resp.and_then(|r| r.content_type()),
+            dir,
+            status: resp.map(|r| r.status).filter(|&s| s != 0),
+            content_type: head.and_then(MessageHead::content_type),
             detected_type: None,
-            content_encoding: resp.and_then(|r| r.head.header_str("content-encoding")),
+            content_encoding: head.and_then(|h| h.header_str("content-encoding")),
             range: tx.request.as_ref().and_then(|r| r.head.header_str("range")),
             content_range: resp.and_then(|r| r.head.header_str("content-range")),
             size,
@@ -729,6 +754,7 @@ impl Extractor {
                 tx.body.gaps.clone()
             },
             notes: Vec::new(),
+            part: None,
             merged_from: Vec::new(),
             icy: None,
             hls: None,
@@ -776,9 +802,10 @@ impl Extractor {
         let ext = detected
             .map(|d| d.ext)
             .or_else(|| n.declared.as_deref().and_then(naming::extension_for));
+        let up = if n.upload { "up-" } else { "" };
         self.sink_named(&|attempt| {
             format!(
-                "{prefix}{}",
+                "{prefix}{up}{}",
                 naming::file_name_ext(n.stream, n.number, &n.uri, ext, attempt)
             )
         })
@@ -788,23 +815,40 @@ impl Extractor {
     /// type are saved; bodies of a generic or missing type are saved if their first
     /// bytes show a matching type; playlists are read for HLS joining.
     pub fn on_head(&mut self, tx: &Transaction) -> bool {
-        let Some(resp) = &tx.response else {
+        self.open_body(tx, Direction::Resp)
+    }
+
+    /// A request head with a body (an upload): the same rules as a response's, by the
+    /// request's Content-Type; form fields (`application/x-www-form-urlencoded`) only
+    /// when everything is saved.
+    pub fn on_request_head(&mut self, tx: &Transaction) -> bool {
+        self.open_body(tx, Direction::Orig)
+    }
+
+    fn open_body(&mut self, tx: &Transaction, dir: Direction) -> bool {
+        let Some((head, ts)) = message(tx, dir) else {
             return false;
         };
         if tx.body.framing == Some(Framing::None) {
             return false;
         }
-        let declared = resp.content_type();
-        let declared_wanted = self.wants(declared.as_deref());
-        let generic = is_generic(declared.as_deref());
+        let declared = head.content_type();
+        let form = dir == Direction::Orig && declared.as_deref() == Some(FORM_URLENCODED);
+        let declared_wanted = if form {
+            self.config.all
+        } else {
+            self.wants(declared.as_deref())
+        };
+        let generic = !form && is_generic(declared.as_deref());
         let uri = tx.request.as_ref().map_or(&b""[..], |r| &r.uri);
-        let playlist = hls::is_playlist(declared.as_deref(), uri);
+        let playlist = dir == Direction::Resp && hls::is_playlist(declared.as_deref(), uri);
         if !(declared_wanted || generic || playlist) {
             return false;
         }
         let mut notes = Vec::new();
         let encoded = !tx.body.codings.is_empty();
-        let out = match radio::metaint(resp) {
+        let metaint = tx.response.as_ref().filter(|_| dir == Direction::Resp).and_then(radio::metaint);
+        let out = match metaint {
             Some(Ok(metaint)) if !encoded && (declared_wanted || generic) => {
                 self.stats.radio_streams += 1;
                 Out::Icy(Box::new(radio::IcyBody::new(
@@ -834,7 +878,7 @@ impl Extractor {
             }
         };
         let body = OpenBody {
-            ts: resp.ts,
+            ts,
             endpoints: Endpoints::new(tx.client, tx.server),
             name: NameParts {
                 stream: tx.stream,
@@ -842,6 +886,7 @@ impl Extractor {
                 uri: uri.to_vec(),
                 declared,
                 encoded,
+                upload: dir == Direction::Orig,
             },
             declared_wanted,
             detected: None,
@@ -851,7 +896,7 @@ impl Extractor {
             notes,
         };
         self.memory += body.memory();
-        if let Some(old) = self.open.insert((tx.stream, tx.number), body) {
+        if let Some(old) = self.open.insert(key(tx, dir), body) {
             self.memory -= old.memory();
         }
         true
@@ -859,7 +904,16 @@ impl Extractor {
 
     /// A piece of a body started by [`Self::on_head`].
     pub fn on_body(&mut self, tx: &Transaction, event: BodyEvent<'_>) {
-        let key = (tx.stream, tx.number);
+        self.body_event(tx, event, Direction::Resp);
+    }
+
+    /// A piece of a request body started by [`Self::on_request_head`].
+    pub fn on_request_body(&mut self, tx: &Transaction, event: BodyEvent<'_>) {
+        self.body_event(tx, event, Direction::Orig);
+    }
+
+    fn body_event(&mut self, tx: &Transaction, event: BodyEvent<'_>, dir: Direction) {
+        let key = key(tx, dir);
         let Some(b) = self.open.get_mut(&key) else {
             return;
         };
@@ -930,7 +984,7 @@ impl Extractor {
                     if matches!(event, BodyEvent::Gap { .. }) {
                         // Now that the body has its file, the gap goes in like any other.
                         self.open.insert(key, b);
-                        self.on_body(tx, event);
+                        self.body_event(tx, event, dir);
                         return;
                     }
                 }
@@ -942,7 +996,7 @@ impl Extractor {
 
     /// Detection is over for a pending body: decide whether it is wanted, and if it is,
     /// create its file(s) and write what was held.
-    fn settle(&mut self, key: (u64, u64), b: &mut OpenBody) {
+    fn settle(&mut self, key: Key, b: &mut OpenBody) {
         if !matches!(b.out, Out::Pending { .. }) {
             return;
         }
@@ -994,9 +1048,21 @@ impl Extractor {
     /// A transaction is over: close its file and have it indexed. Returns the entry
     /// (`sha256` is filled in `index.jsonl` by the writer).
     pub fn on_done(&mut self, tx: &Transaction) -> Option<IndexEntry> {
-        let key = (tx.stream, tx.number);
+        self.close_body(tx, Direction::Resp)
+    }
+
+    /// A request body is over: close its file(s) and have them indexed (`status` is
+    /// null: the response is not known yet). Returns their entries, as [`Self::on_done`]
+    /// (a multipart form gives one per saved part).
+    pub fn on_request_done(&mut self, tx: &Transaction) -> Vec<IndexEntry> {
+        self.close_body(tx, Direction::Orig).into_iter().collect()
+    }
+
+    fn close_body(&mut self, tx: &Transaction, dir: Direction) -> Option<IndexEntry> {
+        let key = key(tx, dir);
         let Some(mut b) = self.open.remove(&key) else {
-            if tx.malformed.is_some()
+            if dir == Direction::Resp
+                && tx.malformed.is_some()
                 && tx
                     .response
                     .as_ref()
@@ -1069,47 +1135,32 @@ impl Extractor {
             ready(&self.writer).send(Job::Remove { id: d.id });
         }
         kept.flush(ready(&self.writer));
-        let resp = tx.response.as_ref()?;
         let complete = tx.body.complete;
         let entry = IndexEntry {
-            ts: resp.ts,
-            stream: tx.stream,
-            transaction: tx.number,
-            endpoints: Endpoints::new(tx.client, tx.server),
-            community_id: community_id(self.config.community_id_seed, tx.client, tx.server),
-            method: tx.method().to_owned(),
-            url: tx.url(),
-            status: resp.status,
-            content_type: resp.content_type(),
             detected_type: detected.map(|d| d.mime.to_owned()),
-            content_encoding: resp.head.header_str("content-encoding"),
-            range: tx.request.as_ref().and_then(|r| r.head.header_str("range")),
-            content_range: resp.head.header_str("content-range"),
-            size: kept.len,
-            sha256: String::new(),
-            file: kept.name.clone(),
-            complete,
-            gaps: if complete {
-                Vec::new()
-            } else {
-                tx.body.gaps.clone()
-            },
             notes,
-            merged_from: Vec::new(),
-            icy: radio::station(resp).map(|station| IcyTrack {
-                station,
-                title: None,
-                stream_url: None,
-                track: None,
-                offset: 0,
-            }),
-            hls: None,
-            error: None,
+            icy: tx
+                .response
+                .as_ref()
+                .filter(|_| dir == Direction::Resp)
+                .and_then(radio::station)
+                .map(|station| IcyTrack {
+                    station,
+                    title: None,
+                    stream_url: None,
+                    track: None,
+                    offset: 0,
+                }),
+            ..self.entry(tx, dir, kept.name.clone(), kept.len)
         };
         ready(&self.writer).send(Job::Close {
             id: kept.id,
             entry: Box::new(entry.clone()),
         });
+        if dir == Direction::Orig {
+            self.last = Some(entry.clone());
+            return Some(entry);
+        }
         if let Some(url) = &entry.url {
             self.hls.saved(
                 url,
@@ -1129,7 +1180,7 @@ impl Extractor {
             );
         }
         let mut result = entry.clone();
-        if resp.status == 206
+        if entry.status == Some(206)
             && complete
             && !encoded
             && let Some(merged) = self.add_part(tx, &entry)
@@ -1211,7 +1262,7 @@ impl Extractor {
             return;
         }
         self.finished = true;
-        let mut open: Vec<((u64, u64), OpenBody)> = self.open.drain().collect();
+        let mut open: Vec<(Key, OpenBody)> = self.open.drain().collect();
         self.memory = 0;
         open.sort_by_key(|(k, _)| *k);
         for (key, mut b) in open {
@@ -1242,7 +1293,8 @@ impl Extractor {
                 ),
                 method: "-".into(),
                 url: None,
-                status: 0,
+                dir: key.2,
+                status: None,
                 content_type: b.name.declared,
                 detected_type: b.detected.map(|d| d.mime.to_owned()),
                 content_encoding: None,
@@ -1254,6 +1306,7 @@ impl Extractor {
                 complete: false,
                 gaps: Vec::new(),
                 notes: vec!["the capture stopped inside the body".into()],
+                part: None,
                 merged_from: Vec::new(),
                 icy: None,
                 hls: None,
@@ -1298,6 +1351,22 @@ impl HttpListener for Extractor {
         self.on_done(tx);
     }
 
+    fn request_head(&mut self, tx: &Transaction) -> bool {
+        self.on_request_head(tx)
+    }
+
+    fn request_body(&mut self, tx: &Transaction, event: BodyEvent<'_>) {
+        self.on_request_body(tx, event);
+    }
+
+    fn wants_more_request_body(&mut self, tx: &Transaction) -> bool {
+        self.wants_more_request(tx)
+    }
+
+    fn request_done(&mut self, tx: &Transaction) {
+        self.on_request_done(tx);
+    }
+
     fn memory_in_use(&self) -> u64 {
         self.memory
     }
@@ -1307,8 +1376,17 @@ impl Extractor {
     /// Whether the body of `tx` is still wanted (false once its first bytes showed it is
     /// not): for [`HttpListener::wants_more_body`].
     pub fn wants_more(&mut self, tx: &Transaction) -> bool {
+        self.wants_more_of(tx, Direction::Resp)
+    }
+
+    /// As [`Self::wants_more`], for a request body.
+    pub fn wants_more_request(&mut self, tx: &Transaction) -> bool {
+        self.wants_more_of(tx, Direction::Orig)
+    }
+
+    fn wants_more_of(&mut self, tx: &Transaction, dir: Direction) -> bool {
         match self.stop {
-            Some(k) if k == (tx.stream, tx.number) => {
+            Some(k) if k == key(tx, dir) => {
                 self.stop = None;
                 self.open.remove(&k);
                 false
