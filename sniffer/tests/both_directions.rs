@@ -46,7 +46,8 @@ impl Run {
 }
 
 fn validator(kind: &str) -> jsonschema::Validator {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../docs/schema/{kind}.schema.json"));
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../docs/schema/{kind}.schema.json"));
     let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     jsonschema::validator_for(&schema).unwrap()
 }
@@ -103,7 +104,8 @@ fn session(cap: &mut Capture, port: u16, request: &[u8], response: &[u8]) {
     cap.close(&mut s);
 }
 
-const CREATED: &[u8] = b"HTTP/1.1 201 Created\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok";
+const CREATED: &[u8] =
+    b"HTTP/1.1 201 Created\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok";
 
 #[test]
 fn issue14_an_uploaded_mp3_is_saved_byte_exact_by_default_with_its_direction() {
@@ -140,7 +142,11 @@ fn issue14_an_uploaded_mp3_is_saved_byte_exact_by_default_with_its_direction() {
     assert_eq!(r.index.len(), 2, "{:#?}", r.index);
     for e in &r.index {
         assert_eq!(e["dir"], "orig");
-        assert_eq!(e["status"], Value::Null, "saved before the response is known");
+        assert_eq!(
+            e["status"],
+            Value::Null,
+            "saved before the response is known"
+        );
         assert_eq!(e["sha256"], sha256_hex(&song));
         assert_eq!(r.file(e), song);
         assert!(e["file"].as_str().unwrap().starts_with("up-"), "{e}");
@@ -188,7 +194,12 @@ fn issue14_http09_is_reported_and_its_audio_saved() {
     let mut cap = Capture::default();
     session(&mut cap, 40000, b"GET /old.mp3\r\n", &song);
     // Garbage that starts like a request.
-    session(&mut cap, 40001, b"GET \x00\x01\x02\xfe\xff\x80\r\n\x00\x00", b"");
+    session(
+        &mut cap,
+        40001,
+        b"GET \x00\x01\x02\xfe\xff\x80\r\n\x00\x00",
+        b"",
+    );
     let r = sniff(&cap, &[]);
     assert_eq!(r.transactions.len(), 2, "{:#?}", r.transactions);
     let t = &r.transactions[0];
@@ -196,12 +207,20 @@ fn issue14_http09_is_reported_and_its_audio_saved() {
     assert_eq!(t["status"], Value::Null);
     assert_eq!(t["size"], song.len());
     assert_eq!(t["complete"], true);
-    assert!(t["notes"][0].as_str().unwrap().starts_with("HTTP/0.9 request"));
+    assert!(
+        t["notes"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("HTTP/0.9 request")
+    );
     assert_eq!(r.index.len(), 1);
     assert_eq!(r.index[0]["detected_type"], "audio/mpeg");
     assert_eq!(r.file(&r.index[0]), song);
     let g = &r.transactions[1];
-    assert!(g["malformed"].as_str().unwrap().contains("not HTTP/0.9"), "{g}");
+    assert!(
+        g["malformed"].as_str().unwrap().contains("not HTTP/0.9"),
+        "{g}"
+    );
     assert_eq!(r.files_on_disk().len(), 1);
 }
 
@@ -235,13 +254,25 @@ fn issue14_http09_and_smuggling_in_the_text_output() {
     let text = String::from_utf8(o.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3, "{text}");
-    assert!(lines[0].contains("GET x.test") || lines[0].contains(" HTTP/0.9 "), "{text}");
+    assert!(
+        lines[0].contains("GET x.test") || lines[0].contains(" HTTP/0.9 "),
+        "{text}"
+    );
     assert!(lines[0].contains("(HTTP/0.9 request"), "{text}");
-    assert!(lines[1].contains("(ambiguous framing: Content-Length"), "{text}");
-    assert!(lines[2].contains("/admin 403") && lines[2].contains("[smuggled]"), "{text}");
+    assert!(
+        lines[1].contains("(ambiguous framing: Content-Length"),
+        "{text}"
+    );
+    assert!(
+        lines[2].contains("/admin 403") && lines[2].contains("[smuggled]"),
+        "{text}"
+    );
     let stderr = String::from_utf8(o.stderr).unwrap();
     assert!(stderr.contains("1 smuggled request"), "{stderr}");
-    assert!(stderr.contains("1 message with ambiguous framing"), "{stderr}");
+    assert!(
+        stderr.contains("1 message with ambiguous framing"),
+        "{stderr}"
+    );
     assert!(stderr.contains("1 HTTP/0.9 request"), "{stderr}");
 }
 

@@ -85,7 +85,11 @@ impl<W: io::Write> Printer<W> {
         }
         let mut printed = false;
         while let Some(front) = self.lines.front_mut() {
-            if front.uploads_wait.iter().any(|k| !self.outcomes.contains_key(k)) {
+            if front
+                .uploads_wait
+                .iter()
+                .any(|k| !self.outcomes.contains_key(k))
+            {
                 break;
             }
             for key in std::mem::take(&mut front.uploads_wait) {

@@ -33,6 +33,7 @@ pub mod hls;
 mod join;
 pub mod naming;
 mod radio;
+mod ranges;
 mod tracks;
 mod writer;
 
@@ -318,13 +319,6 @@ impl OpenBody {
     }
 }
 
-/// A complete 206 part of some resource.
-struct Part {
-    first: u64,
-    last: u64,
-    name: String,
-}
-
 /// Saves wanted bodies as files and indexes them.
 ///
 /// Hashing runs on a hasher thread; [`Self::finish`] (or drop) waits for it.
@@ -343,8 +337,8 @@ pub struct Extractor {
     hook: Option<IndexHook>,
     next_id: u64,
     open: HashMap<Key, OpenBody, foldhash::fast::RandomState>,
-    /// 206 parts by (URL, validator, complete length).
-    parts: HashMap<(String, String, u64), Vec<Part>>,
+    /// 206 parts by resource, until they make the whole file.
+    ranges: ranges::Ranges,
     /// Playlists and saved files, for joining HLS segments at the end.
     hls: hls::Hls,
     /// Counted here: kept_raw, refused, leftovers, files that could not be created while
@@ -495,7 +489,7 @@ impl Extractor {
             hook: None,
             next_id: 0,
             open: HashMap::default(),
-            parts: HashMap::new(),
+            ranges: ranges::Ranges::default(),
             hls: hls::Hls::default(),
             stats: ExtractStats::default(),
             last: None,
@@ -762,17 +756,6 @@ impl Extractor {
         }
     }
 
-    fn create(&mut self, tx: &Transaction, prefix: &str) -> Result<(String, File), ExtractError> {
-        let uri = tx.request.as_ref().map_or(&b""[..], |r| &r.uri);
-        let ct = tx.response.as_ref().and_then(|r| r.content_type());
-        self.create_named(&|attempt| {
-            format!(
-                "{prefix}{}",
-                naming::file_name(tx.stream, tx.number, uri, ct.as_deref(), attempt)
-            )
-        })
-    }
-
     /// A file for `name_for`, handed to the writer.
     fn sink_named(&mut self, name_for: &dyn Fn(u32) -> String) -> Result<Sink, ExtractError> {
         let (name, file) = self.create_named(name_for)?;
@@ -847,7 +830,11 @@ impl Extractor {
         }
         let mut notes = Vec::new();
         let encoded = !tx.body.codings.is_empty();
-        let metaint = tx.response.as_ref().filter(|_| dir == Direction::Resp).and_then(radio::metaint);
+        let metaint = tx
+            .response
+            .as_ref()
+            .filter(|_| dir == Direction::Resp)
+            .and_then(radio::metaint);
         let out = match metaint {
             Some(Ok(metaint)) if !encoded && (declared_wanted || generic) => {
                 self.stats.radio_streams += 1;
@@ -1197,43 +1184,61 @@ impl Extractor {
     fn add_part(&mut self, tx: &Transaction, entry: &IndexEntry) -> Option<IndexEntry> {
         let resp = tx.response.as_ref()?;
         let cr = ContentRange::parse(resp.head.header("content-range")?)?;
-        let total = cr.complete?;
         if cr.len() != entry.size {
             return None;
         }
+        self.add_range(tx, entry, cr, entry.content_type.as_deref())
+    }
+
+    /// Record a complete part (bytes `cr` of its resource, saved as `entry`), of a
+    /// response with a media type `mime`; merge when the parts cover the resource.
+    fn add_range(
+        &mut self,
+        tx: &Transaction,
+        entry: &IndexEntry,
+        cr: ContentRange,
+        mime: Option<&str>,
+    ) -> Option<IndexEntry> {
+        let resp = tx.response.as_ref()?;
+        let total = cr.complete?;
         let validator = resp
             .head
             .header_str("etag")
             .or_else(|| resp.head.header_str("last-modified"))
             .unwrap_or_default();
-        let key = (entry.url.clone()?, validator, total);
-        let parts = self.parts.entry(key.clone()).or_default();
-        parts.push(Part {
+        let part = ranges::Part {
             first: cr.first,
             last: cr.last,
             name: entry.file.clone(),
+        };
+        let plan = self
+            .ranges
+            .add((entry.url.clone()?, validator, total), &part)?;
+        let uri = tx.request.as_ref().map_or(&b""[..], |r| &r.uri);
+        let created = self.create_named(&|attempt| {
+            format!(
+                "full-{}",
+                naming::file_name(tx.stream, tx.number, uri, mime, attempt)
+            )
         });
-        parts.sort_by_key(|p| (p.first, std::cmp::Reverse(p.last)));
-        // Parts that cover 0..total in order, each starting inside the covered prefix.
-        let mut pos = 0u64;
-        let mut plan = Vec::new();
-        for p in parts.iter() {
-            if p.first <= pos && p.last >= pos {
-                plan.push((p.name.clone(), pos - p.first, p.last + 1 - pos));
-                pos = p.last + 1;
-            }
-        }
-        if pos < total {
-            return None;
-        }
-        self.parts.remove(&key);
-        let (name, file) = match self.create(tx, "full-") {
+        let (name, file) = match created {
             Ok(f) => f,
             Err(e) => {
                 self.creation_failed(tx, e);
                 return None;
             }
         };
+        let n = plan.parts.len();
+        let mut notes = vec![format!(
+            "merged from {n} partial response{}",
+            if n == 1 { "" } else { "s" }
+        )];
+        if plan.unchecked > 0 {
+            notes.push(format!(
+                "{} more overlaps between parts were not compared",
+                plan.unchecked
+            ));
+        }
         let merged = IndexEntry {
             file: name,
             size: total,
@@ -1241,14 +1246,17 @@ impl Extractor {
             complete: true,
             gaps: Vec::new(),
             range: None,
+            content_type: mime.map(str::to_owned),
             content_range: Some(format!("bytes 0-{}/{total}", total - 1)),
-            notes: vec![format!("merged from {} partial responses", plan.len())],
-            merged_from: plan.iter().map(|p| p.0.clone()).collect(),
+            notes,
+            part: None,
+            merged_from: plan.parts.clone(),
             ..entry.clone()
         };
         ready(&self.writer).send(Job::Merge {
             file,
-            plan,
+            pieces: plan.pieces,
+            overlaps: plan.overlaps,
             entry: Box::new(merged.clone()),
         });
         Some(merged)

@@ -141,7 +141,11 @@ impl TrackOut for IcyOut<'_> {
             || (is_generic(self.ctx.declared.as_deref())
                 && detected.is_some_and(|d| self.ex.wants(Some(d.mime))));
         if !wanted {
-            self.ex.stop = Some((self.ctx.stream, self.ctx.number, crate::wire::Direction::Resp));
+            self.ex.stop = Some((
+                self.ctx.stream,
+                self.ctx.number,
+                crate::wire::Direction::Resp,
+            ));
         }
         wanted
     }

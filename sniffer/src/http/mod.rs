@@ -37,10 +37,10 @@ use std::{collections::VecDeque, net::SocketAddr};
 
 pub use body::Coding;
 use body::{Chunked, Decoder};
-use smuggle::Smuggle;
-use parser::{FirstLine, Framing};
 pub use parser::Version;
+use parser::{FirstLine, Framing};
 pub use range::ContentRange;
+use smuggle::Smuggle;
 pub use whole::{Body, WholeBodies};
 
 use crate::{
@@ -806,7 +806,12 @@ fn body_bytes<L: HttpListener>(
         if let Err(e) = r {
             stats.decode_failures += 1;
             let reason = format!("content decoding failed: {e}");
-            emit(listener, dir, tx, BodyEvent::DecodeFailed { reason: &reason });
+            emit(
+                listener,
+                dir,
+                tx,
+                BodyEvent::DecodeFailed { reason: &reason },
+            );
             tx.body.decode_error = Some(reason);
             cur.decoder = None;
         }
@@ -831,10 +836,9 @@ impl<L: HttpListener> Core<L> {
                     "the chunked body did not reach its last chunk".to_owned()
                 }
             };
-            up.tx
-                .body
-                .notes
-                .push(format!("session ended ({reason}) inside the request body: {how}"));
+            up.tx.body.notes.push(format!(
+                "session ended ({reason}) inside the request body: {how}"
+            ));
             self.finish_upload(&mut s, false);
         }
         if let Some(mut cur) = s.current.take() {
@@ -916,7 +920,12 @@ impl<L: HttpListener> Core<L> {
             if let Err(e) = r {
                 self.stats.decode_failures += 1;
                 let reason = format!("content decoding failed: {e}");
-                emit(listener, dir, tx, BodyEvent::DecodeFailed { reason: &reason });
+                emit(
+                    listener,
+                    dir,
+                    tx,
+                    BodyEvent::DecodeFailed { reason: &reason },
+                );
                 tx.body.decode_error = Some(reason);
             }
         } else if cur.tx.body.codings.is_empty() {
@@ -943,7 +952,13 @@ impl<L: HttpListener> Core<L> {
         self.close_body(&mut cur, complete, Direction::Orig);
         self.listener.request_done(&cur.tx);
         let number = cur.tx.number;
-        if let Some(r) = s.pending.queue.iter_mut().rev().find(|r| r.number == number) {
+        if let Some(r) = s
+            .pending
+            .queue
+            .iter_mut()
+            .rev()
+            .find(|r| r.number == number)
+        {
             let before = request_heap(r);
             r.body = std::mem::take(&mut cur.tx.body);
             s.pending.heap = s.pending.heap - before + request_heap(r);
@@ -961,7 +976,12 @@ impl<L: HttpListener> Core<L> {
         if !cur.wanted {
             return;
         }
-        emit(&mut self.listener, dir, &cur.tx, BodyEvent::Gap { offset, len });
+        emit(
+            &mut self.listener,
+            dir,
+            &cur.tx,
+            BodyEvent::Gap { offset, len },
+        );
         if !wants_more(&mut self.listener, dir, &cur.tx) {
             cur.wanted = false;
         }
@@ -1304,8 +1324,7 @@ impl<L: HttpListener> Core<L> {
             }
         };
         let mut notes = Vec::new();
-        let (framing, mut other_lengths, malformed) = match parser::framing(&p.head, true, false)
-        {
+        let (framing, mut other_lengths, malformed) = match parser::framing(&p.head, true, false) {
             Ok(v) => {
                 notes.extend(v.notes);
                 (v.framing, v.other_lengths, None)
@@ -1360,9 +1379,11 @@ impl<L: HttpListener> Core<L> {
             ));
         }
         if !other_lengths.is_empty() {
-            s.smuggle
-                .get_or_insert_with(Box::default)
-                .other_readings(number, body_start, &other_lengths);
+            s.smuggle.get_or_insert_with(Box::default).other_readings(
+                number,
+                body_start,
+                &other_lengths,
+            );
         }
         let tunnel = p.method == Method::Connect
             || p.head
@@ -1507,7 +1528,13 @@ impl<L: HttpListener> Core<L> {
                         (n as usize, *rem == 0)
                     }
                     BodyFraming::UntilClose => {
-                        body_bytes(&mut self.listener, &mut self.stats, cur, bytes, Direction::Resp);
+                        body_bytes(
+                            &mut self.listener,
+                            &mut self.stats,
+                            cur,
+                            bytes,
+                            Direction::Resp,
+                        );
                         (bytes.len(), false)
                     }
                     BodyFraming::Chunked(c) => {

@@ -428,13 +428,16 @@ pub(crate) fn framing(
                 v.other_lengths.clone_from(&lengths);
             }
         } else if is_request {
-            v.framing = lengths.first().map_or(Framing::None, |&n| Framing::length(n));
+            v.framing = lengths
+                .first()
+                .map_or(Framing::None, |&n| Framing::length(n));
             v.notes.push(format!(
                 "ambiguous framing: request Transfer-Encoding {te_text:?} does not end in \
                  chunked, so its length cannot be known (RFC 9112 §6.3); read {}",
-                lengths
-                    .first()
-                    .map_or_else(|| "as having no body".to_owned(), |n| format!("with Content-Length {n}"))
+                lengths.first().map_or_else(
+                    || "as having no body".to_owned(),
+                    |n| format!("with Content-Length {n}")
+                )
             ));
         } else {
             v.framing = Framing::UntilClose;
@@ -519,7 +522,10 @@ mod tests {
         .unwrap()
         .head;
         assert!(ok.unparsed_framing.is_empty());
-        assert_eq!(framing(&ok, false, false).map(|v| v.framing), Ok(Framing::Chunked));
+        assert_eq!(
+            framing(&ok, false, false).map(|v| v.framing),
+            Ok(Framing::Chunked)
+        );
     }
 
     #[test]
@@ -555,12 +561,18 @@ mod tests {
 
     #[test]
     fn framing_rules() {
-        assert_eq!(f(&[("Content-Length", "10")], false), Ok(Framing::Length(10)));
+        assert_eq!(
+            f(&[("Content-Length", "10")], false),
+            Ok(Framing::Length(10))
+        );
         assert_eq!(
             f(&[("Content-Length", "10"), ("content-length", "10")], false),
             Ok(Framing::Length(10))
         );
-        assert_eq!(f(&[("Content-Length", "10, 10")], false), Ok(Framing::Length(10)));
+        assert_eq!(
+            f(&[("Content-Length", "10, 10")], false),
+            Ok(Framing::Length(10))
+        );
         assert_eq!(f(&[("Content-Length", "0")], false), Ok(Framing::None));
         assert_eq!(
             f(&[("Content-Length", "10"), ("Content-Length", "11")], false),
@@ -613,10 +625,21 @@ mod tests {
             false,
         )
         .unwrap();
-        assert_eq!((v.framing, v.other_lengths.as_slice()), (Framing::Length(5), &[40][..]));
-        assert!(v.notes[0].contains("differing Content-Length values 5, 40"), "{v:?}");
+        assert_eq!(
+            (v.framing, v.other_lengths.as_slice()),
+            (Framing::Length(5), &[40][..])
+        );
+        assert!(
+            v.notes[0].contains("differing Content-Length values 5, 40"),
+            "{v:?}"
+        );
         // A request Transfer-Encoding that does not end in chunked.
-        let v = framing(&head(&[("Transfer-Encoding", "chunked, gzip")]), true, false).unwrap();
+        let v = framing(
+            &head(&[("Transfer-Encoding", "chunked, gzip")]),
+            true,
+            false,
+        )
+        .unwrap();
         assert_eq!(v.framing, Framing::None);
         assert!(v.notes[0].contains("does not end in chunked"), "{v:?}");
         let v = framing(
@@ -644,7 +667,10 @@ mod tests {
             b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding:\r\nContent-Length: 4\r\n\r\n"
         );
         let r = parse_request(raw).unwrap();
-        assert_eq!(r.head.header_str("transfer-encoding").as_deref(), Some("chunked"));
+        assert_eq!(
+            r.head.header_str("transfer-encoding").as_deref(),
+            Some("chunked")
+        );
         let alt = r.without_folds.unwrap();
         assert_eq!(alt.header_str("transfer-encoding").as_deref(), Some(""));
         assert!(unfold(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n").is_none());

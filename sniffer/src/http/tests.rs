@@ -757,7 +757,11 @@ fn issue12_state_is_lazy_and_its_memory_counted_and_returned() {
 
 fn notes(s: &Seen) -> Vec<String> {
     let tx = s.tx.as_ref().unwrap();
-    let mut n = tx.request.as_ref().map(|r| r.notes.clone()).unwrap_or_default();
+    let mut n = tx
+        .request
+        .as_ref()
+        .map(|r| r.notes.clone())
+        .unwrap_or_default();
     n.extend(tx.body.notes.iter().cloned());
     n
 }
@@ -779,7 +783,9 @@ fn issue14_request_bodies_reach_the_listener_in_any_split() {
     client.extend_from_slice(b"POST /form HTTP/1.1\r\nContent-Length: 7\r\n\r\n");
     client.extend_from_slice(form);
     client.extend_from_slice(b"GET /next HTTP/1.1\r\n\r\n");
-    client.extend_from_slice(b"PUT /up HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n");
+    client.extend_from_slice(
+        b"PUT /up HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n",
+    );
     client.extend_from_slice(
         format!(
             "POST /z HTTP/1.1\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
@@ -802,7 +808,10 @@ fn issue14_request_bodies_reach_the_listener_in_any_split() {
         assert_eq!(uploads[1].raw, b"abcdefg");
         assert_eq!(uploads[2].raw, zipped);
         assert_eq!(uploads[2].decoded, b"uploaded bytes, gzipped");
-        let numbers: Vec<u64> = uploads.iter().map(|u| u.tx.as_ref().unwrap().number).collect();
+        let numbers: Vec<u64> = uploads
+            .iter()
+            .map(|u| u.tx.as_ref().unwrap().number)
+            .collect();
         assert_eq!(numbers, [0, 2, 3]);
         assert!(uploads.iter().all(|u| u.tx.as_ref().unwrap().body.complete));
         assert_eq!(seen.len(), 4);
@@ -811,7 +820,17 @@ fn issue14_request_bodies_reach_the_listener_in_any_split() {
             assert_eq!(tx.number, i as u64);
             assert_eq!(status(s), Some(200));
         }
-        let req_body = |i: usize| seen[i].tx.as_ref().unwrap().request.as_ref().unwrap().body.clone();
+        let req_body = |i: usize| {
+            seen[i]
+                .tx
+                .as_ref()
+                .unwrap()
+                .request
+                .as_ref()
+                .unwrap()
+                .body
+                .clone()
+        };
         assert_eq!((req_body(0).raw_len, req_body(0).complete), (7, true));
         assert_eq!(req_body(1).raw_len, 0);
         assert_eq!(req_body(2).raw_len, 7);
@@ -850,7 +869,11 @@ fn issue14_request_body_cut_short_is_incomplete() {
     assert!(!body.complete);
     assert_eq!(up.gaps, [(3, 2)]);
     assert_eq!(body.gaps, [(3, Some(5)), (7, Some(10))]);
-    assert!(body.notes[0].contains("3 bytes of it never came"), "{:?}", body.notes);
+    assert!(
+        body.notes[0].contains("3 bytes of it never came"),
+        "{:?}",
+        body.notes
+    );
     assert_eq!(seen.len(), 1, "reported unanswered");
 }
 
@@ -876,7 +899,10 @@ fn issue14_http09_request_and_raw_response() {
     d.req(b"GET /\r\n");
     d.resp(b"HTTP/1.0 200 OK\r\n\r\nhi");
     let seen = d.end(EndReason::Fin);
-    assert_eq!((status(&seen[0]), seen[0].raw.as_slice()), (Some(200), &b"hi"[..]));
+    assert_eq!(
+        (status(&seen[0]), seen[0].raw.as_slice()),
+        (Some(200), &b"hi"[..])
+    );
 }
 
 /// Issue 14: `GET ` and binary bytes is neither HTTP/0.9 nor anything else: reported as
@@ -888,7 +914,13 @@ fn issue14_http09_garbage_is_reported() {
     let seen = d.end(EndReason::Fin);
     assert_eq!(seen.len(), 1);
     let tx = seen[0].tx.as_ref().unwrap();
-    assert!(tx.malformed.as_ref().unwrap().to_string().contains("not HTTP/0.9"));
+    assert!(
+        tx.malformed
+            .as_ref()
+            .unwrap()
+            .to_string()
+            .contains("not HTTP/0.9")
+    );
     assert!(tx.request.is_none());
     assert_eq!(d.a.stats().malformed, 1);
 }
@@ -947,7 +979,18 @@ fn issue14_te_cl_hidden_request_is_reported() {
         assert!(notes(hidden)[0].contains("request 0 read with Content-Length 4"));
         assert!(hidden.tx.as_ref().unwrap().response.is_none());
         assert_eq!(status(carrier), Some(200));
-        assert_eq!(carrier.tx.as_ref().unwrap().request.as_ref().unwrap().body.raw_len, inner.len() as u64);
+        assert_eq!(
+            carrier
+                .tx
+                .as_ref()
+                .unwrap()
+                .request
+                .as_ref()
+                .unwrap()
+                .body
+                .raw_len,
+            inner.len() as u64
+        );
     }
 }
 
@@ -957,10 +1000,9 @@ fn issue14_te_cl_hidden_request_is_reported() {
 fn issue14_differing_content_lengths() {
     let next = b"GET /a HTTP/1.1\r\n\r\n";
     let second = 5 + next.len();
-    let mut client = format!(
-        "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: {second}\r\n\r\nhello"
-    )
-    .into_bytes();
+    let mut client =
+        format!("POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: {second}\r\n\r\nhello")
+            .into_bytes();
     client.extend_from_slice(next);
     client.extend_from_slice(b"GET /b HTTP/1.1\r\n\r\n");
     let mut d = Driver::new(false);
@@ -982,7 +1024,10 @@ fn issue14_obs_fold_in_a_request() {
     assert_eq!(d.a.listener().uploads[0].raw, b"abc");
     let n = notes(&seen[0]);
     assert!(n.iter().any(|n| n.starts_with("obs-fold")), "{n:?}");
-    assert!(n.iter().any(|n| n.starts_with("ambiguous framing")), "{n:?}");
+    assert!(
+        n.iter().any(|n| n.starts_with("ambiguous framing")),
+        "{n:?}"
+    );
 }
 
 /// Issue 14: a response with Content-Length and Transfer-Encoding is read chunked (RFC
