@@ -31,6 +31,7 @@ pub mod detect;
 pub mod frames;
 pub mod hls;
 mod join;
+pub mod multipart;
 pub mod naming;
 mod radio;
 mod ranges;
