@@ -259,7 +259,8 @@ pub struct FileRecord {
 /// Where a file came from inside a multipart body.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct PartOf {
-    /// Its number within the body, from 0.
+    /// Its number within the body, from 1, counting every part the body opens (as the
+    /// notes do).
     pub part: u64,
     /// The form field's name (`Content-Disposition: form-data; name=…`).
     pub form_field: Option<String>,

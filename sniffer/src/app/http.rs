@@ -59,6 +59,8 @@ struct Printer<W: io::Write> {
     outcomes: HashMap<FileKey, Outcome>,
     /// Files saved from request bodies whose transactions are not reported yet.
     uploads: HashMap<(u64, u64), Vec<String>>,
+    /// Notes about request bodies that no saved file carries, by transaction.
+    upload_notes: HashMap<(u64, u64), Vec<String>>,
     error: Option<io::Error>,
 }
 
@@ -164,6 +166,13 @@ impl<W: io::Write> HttpListener for Printer<W> {
 
     fn request_done(&mut self, tx: &Transaction) {
         let saved = self.extractor.on_request_done(tx);
+        let notes = self.extractor.take_unsaved_notes();
+        if !notes.is_empty() {
+            self.upload_notes
+                .entry((tx.stream, tx.number))
+                .or_default()
+                .extend(notes);
+        }
         if !saved.is_empty() {
             self.saved_any = true;
             self.uploads
@@ -177,6 +186,10 @@ impl<W: io::Write> HttpListener for Printer<W> {
         let saved = self.extractor.on_done(tx);
         self.saved_any |= saved.is_some();
         let mut record = transaction_record(tx, saved.as_ref(), self.community_id_seed);
+        if let Some(notes) = self.upload_notes.remove(&(tx.stream, tx.number)) {
+            record.notes.extend(notes);
+        }
+        record.notes.extend(self.extractor.take_unsaved_notes());
         record.request_files = self
             .uploads
             .remove(&(tx.stream, tx.number))
@@ -267,6 +280,7 @@ pub(super) fn run(config: &HttpConfig) -> Result<(), AppError> {
         community_id_seed: config.community_id_seed,
         outcomes: HashMap::new(),
         uploads: HashMap::new(),
+        upload_notes: HashMap::new(),
         error: None,
     };
     let analyzer = HttpAnalyzer::new(printer, Limits::default());

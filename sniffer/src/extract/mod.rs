@@ -33,6 +33,7 @@ pub mod hls;
 mod join;
 pub mod multipart;
 pub mod naming;
+mod parts;
 mod radio;
 mod ranges;
 mod tracks;
@@ -278,6 +279,8 @@ enum Out {
     Files { main: Sink, raw: Option<Sink> },
     /// A radio stream: metadata removed, cut into tracks.
     Icy(Box<radio::IcyBody>),
+    /// A multipart form or byteranges body: each part a file.
+    Multipart(Box<parts::MultipartBody>),
     /// Not wanted after all (or its file could not be created).
     Dropped,
 }
@@ -316,7 +319,12 @@ impl OpenBody {
         } else {
             0
         };
-        size_of::<(Key, Self)>() as u64 * 2 + sinks + detection + playlist
+        let multipart = if matches!(self.out, Out::Multipart(_)) {
+            parts::MEMORY
+        } else {
+            0
+        };
+        size_of::<(Key, Self)>() as u64 * 2 + sinks + detection + playlist + multipart
     }
 }
 
@@ -353,6 +361,9 @@ pub struct Extractor {
     finished: bool,
     /// Sum of [`OpenBody::memory`] over `open`.
     memory: u64,
+    /// Notes about the body closed last that no saved file carries (a multipart body none
+    /// of whose parts was saved): for the transaction's line.
+    unsaved_notes: Vec<String>,
 }
 
 /// Bytes gathered per file before they are written (and handed to the hasher thread).
@@ -498,6 +509,7 @@ impl Extractor {
             stop: None,
             finished: false,
             memory: 0,
+            unsaved_notes: Vec::new(),
         }
     }
 
@@ -642,6 +654,12 @@ impl Extractor {
     /// Memory held for the bodies being written, O(1).
     pub const fn memory_in_use(&self) -> u64 {
         self.memory
+    }
+
+    /// Notes about the body closed last that no saved file carries (anomalies of a
+    /// multipart body none of whose parts was wanted); cleared on read.
+    pub fn take_unsaved_notes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.unsaved_notes)
     }
 
     /// The entry of the last finished transaction that saved a file; cleared on read.
@@ -826,11 +844,28 @@ impl Extractor {
         let generic = !form && is_generic(declared.as_deref());
         let uri = tx.request.as_ref().map_or(&b""[..], |r| &r.uri);
         let playlist = dir == Direction::Resp && hls::is_playlist(declared.as_deref(), uri);
+        let mut notes = Vec::new();
+        let encoded = !tx.body.codings.is_empty();
+        let saving = self.config.all || !self.config.globs.is_empty();
+        if saving && let Some(kind) = parts::Kind::of(dir, declared.as_deref()) {
+            // Its parts are selected one by one.
+            match multipart::boundary(head.header("content-type").unwrap_or_default()) {
+                Ok(boundary) => {
+                    let template = self.entry(tx, dir, String::new(), 0);
+                    let out = Out::Multipart(Box::new(parts::MultipartBody::new(
+                        kind, &boundary, encoded, template,
+                    )));
+                    self.open_with(tx, dir, ts, uri, declared, true, out, notes, false);
+                    return true;
+                }
+                Err(e) => notes.push(format!("{e}: the body is saved as it is")),
+            }
+        }
+        // A multipart body that cannot be split is kept whole.
+        let declared_wanted = declared_wanted || !notes.is_empty();
         if !(declared_wanted || generic || playlist) {
             return false;
         }
-        let mut notes = Vec::new();
-        let encoded = !tx.body.codings.is_empty();
         let metaint = tx
             .response
             .as_ref()
@@ -865,6 +900,33 @@ impl Extractor {
                 }
             }
         };
+        self.open_with(
+            tx,
+            dir,
+            ts,
+            uri,
+            declared,
+            declared_wanted,
+            out,
+            notes,
+            playlist,
+        );
+        true
+    }
+
+    #[expect(clippy::too_many_arguments, reason = "the parts of one body, once")]
+    fn open_with(
+        &mut self,
+        tx: &Transaction,
+        dir: Direction,
+        ts: Timestamp,
+        uri: &[u8],
+        declared: Option<String>,
+        declared_wanted: bool,
+        out: Out,
+        notes: Vec<String>,
+        playlist: bool,
+    ) {
         let body = OpenBody {
             ts,
             endpoints: Endpoints::new(tx.client, tx.server),
@@ -873,7 +935,7 @@ impl Extractor {
                 number: tx.number,
                 uri: uri.to_vec(),
                 declared,
-                encoded,
+                encoded: !tx.body.codings.is_empty(),
                 upload: dir == Direction::Orig,
             },
             declared_wanted,
@@ -887,7 +949,6 @@ impl Extractor {
         if let Some(old) = self.open.insert(key(tx, dir), body) {
             self.memory -= old.memory();
         }
-        true
     }
 
     /// A piece of a body started by [`Self::on_head`].
@@ -950,6 +1011,7 @@ impl Extractor {
         let mut b = self.open.remove(&key).expect("looked up above");
         match &mut b.out {
             Out::Icy(icy) => self.icy_event(icy, event),
+            Out::Multipart(m) => self.multipart_event(tx, dir, m, event),
             Out::Pending { main, raw } => {
                 // Decide as soon as detection can, or when more would not help.
                 let decided = match event {
@@ -1036,17 +1098,19 @@ impl Extractor {
     /// A transaction is over: close its file and have it indexed. Returns the entry
     /// (`sha256` is filled in `index.jsonl` by the writer).
     pub fn on_done(&mut self, tx: &Transaction) -> Option<IndexEntry> {
-        self.close_body(tx, Direction::Resp)
+        self.close_body(tx, Direction::Resp).pop()
     }
 
     /// A request body is over: close its file(s) and have them indexed (`status` is
     /// null: the response is not known yet). Returns their entries, as [`Self::on_done`]
     /// (a multipart form gives one per saved part).
     pub fn on_request_done(&mut self, tx: &Transaction) -> Vec<IndexEntry> {
-        self.close_body(tx, Direction::Orig).into_iter().collect()
+        self.close_body(tx, Direction::Orig)
     }
 
-    fn close_body(&mut self, tx: &Transaction, dir: Direction) -> Option<IndexEntry> {
+    /// The entries of the files of `tx`'s body in direction `dir` (for a multipart body,
+    /// one per part, in order; otherwise at most one).
+    fn close_body(&mut self, tx: &Transaction, dir: Direction) -> Vec<IndexEntry> {
         let key = key(tx, dir);
         let Some(mut b) = self.open.remove(&key) else {
             if dir == Direction::Resp
@@ -1058,7 +1122,7 @@ impl Extractor {
             {
                 self.stats.refused += 1;
             }
-            return None;
+            return Vec::new();
         };
         if let (Some(text), Some(url)) = (&b.playlist, tx.url()) {
             let truncated = text.len() > hls::MAX_PLAYLIST;
@@ -1092,8 +1156,9 @@ impl Extractor {
         } = b;
         let (main, raw) = match out {
             Out::Files { main, raw } => (main, raw),
-            Out::Icy(icy) => return self.icy_done(tx, *icy, extra_notes),
-            Out::Pending { .. } | Out::Dropped => return None,
+            Out::Icy(icy) => return self.icy_done(tx, *icy, extra_notes).into_iter().collect(),
+            Out::Multipart(m) => return self.multipart_done(tx, dir, *m, extra_notes),
+            Out::Pending { .. } | Out::Dropped => return Vec::new(),
         };
         let mut notes = tx.body.notes.clone();
         notes.extend(extra_notes);
@@ -1147,7 +1212,7 @@ impl Extractor {
         });
         if dir == Direction::Orig {
             self.last = Some(entry.clone());
-            return Some(entry);
+            return vec![entry];
         }
         if let Some(url) = &entry.url {
             self.hls.saved(
@@ -1178,7 +1243,7 @@ impl Extractor {
                 .push(format!("completed the merged file {}", merged.file));
         }
         self.last = Some(result.clone());
-        Some(result)
+        vec![result]
     }
 
     /// Record a complete 206 part; merge when the parts cover the resource.
@@ -1285,6 +1350,10 @@ impl Extractor {
                 }
                 Out::Icy(icy) => {
                     self.icy_cut_off(*icy);
+                    continue;
+                }
+                Out::Multipart(m) => {
+                    self.multipart_cut_off(*m);
                     continue;
                 }
                 Out::Pending { .. } | Out::Dropped => continue,
