@@ -662,3 +662,59 @@ fn issue14_byteranges_that_disagree_or_lie_are_noted() {
         1
     );
 }
+
+/// A capture gap inside a form's first file: that part ends at the gap, marked
+/// incomplete with a note; the next part is found at its boundary and saved whole.
+#[test]
+fn issue14_a_gap_cuts_one_part_and_the_next_is_saved_whole() {
+    let one = mp3_frames(40_000, 51);
+    let two = mp3_frames(30_000, 52);
+    let body = multipart(
+        BOUNDARY,
+        &[
+            (
+                "Content-Disposition: form-data; name=\"a\"; filename=\"one.mp3\"\r\nContent-Type: audio/mpeg",
+                &one,
+            ),
+            (
+                "Content-Disposition: form-data; name=\"b\"; filename=\"two.mp3\"\r\nContent-Type: audio/mpeg",
+                &two,
+            ),
+        ],
+        true,
+    );
+    let req = request("POST", "/up", &form_type(BOUNDARY), &body);
+    let cut = req.len() - body.len() + 20_000;
+    let mut cap = Capture::default();
+    let mut s = cap.session(40000, 80);
+    cap.send(&mut s, Side::Client, &req[..cut]);
+    cap.lose(&mut s, Side::Client, 1_000);
+    cap.send(&mut s, Side::Client, &req[cut + 1_000..]);
+    cap.send(&mut s, Side::Server, CREATED);
+    cap.close(&mut s);
+    let r = sniff(&cap, &[]);
+    let up = orig(&r);
+    assert_eq!(up.len(), 2, "{:#?}", r.index);
+    assert_eq!(up[0]["filename"], "one.mp3");
+    assert_eq!(up[0]["complete"], false);
+    assert!(
+        up[0]["notes"].to_string().contains("capture gap"),
+        "{}",
+        up[0]
+    );
+    let first = r.file(up[0]);
+    let offset_in_one = 20_000 - (BOUNDARY.len() + 4 + 2 + 89 + 4);
+    assert!(
+        first.len() <= one.len() && first == one[..first.len()],
+        "{}",
+        first.len()
+    );
+    assert!(
+        first.len() >= offset_in_one.saturating_sub(100),
+        "{}",
+        first.len()
+    );
+    assert_eq!(up[1]["filename"], "two.mp3");
+    assert_eq!(up[1]["complete"], true);
+    assert!(r.file(up[1]) == two, "{}", up[1]);
+}

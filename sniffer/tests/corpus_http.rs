@@ -34,6 +34,8 @@ struct Saved {
     gaps: serde_json::Value,
     file: String,
     merged_from: Vec<String>,
+    /// For a part of a multipart body: (its number, the client's file name).
+    part: Option<(u64, Option<String>)>,
     data: Vec<u8>,
 }
 
@@ -85,6 +87,9 @@ fn extract_both(capture: &Path) -> Vec<Saved> {
                     .and_then(|m| m.as_array())
                     .map(|m| m.iter().map(|f| f.as_str().unwrap().to_owned()).collect())
                     .unwrap_or_default(),
+                part: v["part"]
+                    .as_u64()
+                    .map(|p| (p, v["filename"].as_str().map(str::to_owned))),
                 data: bytes,
             }
         })
@@ -405,4 +410,52 @@ fn issue14_corpus_request_bodies_match_tshark() {
     eprintln!("request bodies: {found}/{total} byte-exact, paired with their URL");
     assert_eq!(total, 21);
     assert!(missing.is_empty(), "{missing:#?}");
+}
+
+/// Issue 14: the stealer's upload in suricata-verify http-mime-truncated is a
+/// multipart/form-data POST of ten fields and a zip. Its file part is saved on its own,
+/// named from its file name. Suricata's expected result is the file's first 101,422
+/// bytes, TRUNCATED: its default request-body limit (100 KiB) cut it. The packets hold
+/// the whole part (the close delimiter follows it, the zip's end-of-central-directory
+/// record is there), so the part is saved whole and complete; its first 101,422 bytes
+/// are Suricata's file, byte for byte.
+#[test]
+fn issue14_corpus_form_parts() {
+    let Some(corpus) = corpus() else { return };
+    let saved = extract_both(&corpus.join("suricata-verify__http-mime-truncated__input.pcap"));
+    let parts: Vec<&Saved> = saved
+        .iter()
+        .filter(|s| s.dir == "orig" && s.part.is_some())
+        .collect();
+    assert_eq!(parts.len(), 11, "ten fields and a file");
+    let zip = parts
+        .iter()
+        .find(|s| s.part.as_ref().is_some_and(|(_, f)| f.is_some()))
+        .unwrap();
+    assert_eq!(
+        zip.part,
+        Some((
+            11,
+            Some("US_b6a20f7b-65fe-4514-b5e1-bc5ca5f55b786602772428.zip".to_owned())
+        ))
+    );
+    assert_eq!(
+        zip.file,
+        "up-0-7-p11-US_b6a20f7b-65fe-4514-b5e1-bc5ca5f55b786602772428.zip"
+    );
+    assert!(zip.complete);
+    assert_eq!(zip.size, 133_722);
+    assert_eq!(
+        sha256_hex(&zip.data[..101_422]),
+        "0adad78526c1b9c35f349a2cc7014c458aa87adcb9ec86f052fd8a9a80584e39"
+    );
+    // The zip's end of central directory: the last 22 bytes, no comment.
+    assert_eq!(&zip.data[zip.data.len() - 22..][..4], b"PK\x05\x06");
+    // The first POST's body is only a close delimiter: an empty form, nothing saved.
+    assert!(
+        !saved
+            .iter()
+            .any(|s| s.dir == "orig" && s.url.ends_with("/288")),
+        "an empty form has no part to save"
+    );
 }

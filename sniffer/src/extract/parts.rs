@@ -424,13 +424,13 @@ impl Extractor {
         let MultipartBody { parser, state } = &mut m;
         let open = state.current.as_ref().map(|c| c.number);
         parser.finish(&mut |e| self.part_event(tx, dir, state, e));
-        if let Some(h) = state.held.as_mut().filter(|h| Some(h.number) == open)
-            && !(parser.complete() && tx.body.complete)
-        {
+        if let Some(h) = state.held.as_mut().filter(|h| Some(h.number) == open) {
+            // Ended by the body's end, not by a delimiter.
             h.entry.complete = false;
         }
         take_notes(parser, state);
-        state.notes.extend(tx.body.notes.iter().cloned());
+        // (The HTTP layer's notes on the body as a whole, its gaps, are the parser's notes
+        // on the parts they cut: not repeated on the last part.)
         state.notes.extend(extra);
         if state.fields_skipped > 0 && state.held.is_some() {
             state.notes.push(format!(
@@ -439,15 +439,15 @@ impl Extractor {
                 if state.fields_skipped == 1 { "" } else { "s" }
             ));
         }
+        // (A body cut short ends its last part at the body's end, marked above; a gap
+        // marks the part it cut. Parts read whole between delimiters stay complete.)
         if let Some(h) = state.held.as_mut() {
             h.entry.notes.append(&mut state.notes);
-            if !tx.body.complete {
-                h.entry.complete = false;
-            }
         }
         self.release(Some(tx), state);
-        if state.parts == 0 {
-            self.save_whole(dir, state);
+        if state.parts == 0 && !parser.complete() {
+            // (A body of only the close delimiter is an empty form: nothing to keep.)
+            self.save_whole(dir, tx.body.complete, state);
         } else if state.saved.is_empty() && !state.notes.is_empty() {
             // Nothing saved to carry them.
             self.unsaved_notes.append(&mut state.notes);
@@ -466,7 +466,7 @@ impl Extractor {
     }
 
     /// No part was found: save what was kept of the body, with the notes saying why.
-    fn save_whole(&mut self, dir: Direction, st: &mut State) {
+    fn save_whole(&mut self, dir: Direction, complete: bool, st: &mut State) {
         let uri = st.template.url.clone().unwrap_or_default();
         let uri = uri.as_bytes();
         let up = if dir == Direction::Orig { "up-" } else { "" };
@@ -493,6 +493,7 @@ impl Extractor {
         entry.file.clone_from(&sink.name);
         entry.size = sink.len;
         entry.notes = std::mem::take(&mut st.notes);
+        entry.complete = complete;
         if st.seen > st.preamble.len() as u64 {
             entry.complete = false;
             entry.notes.push(format!(
