@@ -155,7 +155,9 @@ pub struct TransactionRecord {
     pub method: String,
     /// Request URL, null when the request was not seen.
     pub url: Option<String>,
-    /// Response status, null when no response was seen.
+    /// HTTP version (`1.1`, `1.0`, `0.9`): the request's, else the response's.
+    pub version: Option<String>,
+    /// Response status, null when no response (or no status line: HTTP/0.9) was seen.
     pub status: Option<u16>,
     /// Media type of the response, lower case without parameters.
     pub content_type: Option<String>,
@@ -165,12 +167,21 @@ pub struct TransactionRecord {
     pub size: u64,
     /// The body arrived whole.
     pub complete: bool,
-    /// Why the framing was refused, if it was.
+    /// Media type of the request body, lower case without parameters.
+    pub request_content_type: Option<String>,
+    /// Request body bytes: decoded when decoded, else as sent (0 without a body).
+    pub request_size: u64,
+    /// Why the framing was refused, the response's or else the request's, if it was.
     pub malformed: Option<String>,
+    /// Another reading of an ambiguous request before this one would not see this
+    /// request where this one is read (request smuggling); the notes say which.
+    pub smuggled: bool,
     /// The saved file's name inside the output directory, if the body was saved.
     pub file: Option<String>,
     /// Why the saved file could not be written whole, if it could not.
     pub file_error: Option<String>,
+    /// Files saved from the request body (a multipart form gives one per part).
+    pub request_files: Vec<String>,
     /// Notes from parsing and saving.
     pub notes: Vec<String>,
 }
@@ -198,8 +209,12 @@ pub struct FileRecord {
     pub method: String,
     /// Request URL (null when the request was not seen).
     pub url: Option<String>,
-    /// Response status.
-    pub status: u16,
+    /// Which body the file holds: `resp` (the response's), or `orig` (the request's: an
+    /// upload, a form's part).
+    pub dir: Direction,
+    /// Response status (null for a request body, saved before the response is known,
+    /// and for HTTP/0.9, whose response has no status line).
+    pub status: Option<u16>,
     /// Media type, lower case without parameters.
     pub content_type: Option<String>,
     /// The media type recognised from the file's first bytes (null when not recognised).
@@ -223,6 +238,10 @@ pub struct FileRecord {
     pub gaps: Vec<(u64, Option<u64>)>,
     /// Anything else worth knowing (decoding failures, truncation, merges).
     pub notes: Vec<String>,
+    /// For a part of a multipart body (a form's file, a byteranges part): its number
+    /// within the body, from 0.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub part: Option<PartOf>,
     /// For a file merged from 206 parts: the part files, in order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub merged_from: Vec<String>,
@@ -235,6 +254,19 @@ pub struct FileRecord {
     /// For a file joined from the segments of an HLS playlist.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub hls: Option<HlsJoin>,
+}
+
+/// Where a file came from inside a multipart body.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PartOf {
+    /// Its number within the body, from 1, counting every part the body opens (as the
+    /// notes do).
+    pub part: u64,
+    /// The form field's name (`Content-Disposition: form-data; name=…`).
+    pub form_field: Option<String>,
+    /// The file name the client gave, as sent (the saved file's name is made safe from
+    /// it; this one is not).
+    pub filename: Option<String>,
 }
 
 /// A radio station, from the `icy-*` response headers.

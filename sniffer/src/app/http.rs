@@ -27,11 +27,16 @@ use sniffer::{
 
 use super::{AppError, config::HttpConfig, events, health::Health, privilege, stop};
 
-/// A transaction line, waiting (if its body was saved) for its file's outcome.
+/// A saved file: (stream, transaction, file name).
+type FileKey = (u64, u64, String);
+
+/// A transaction line, waiting (if bodies were saved) for its files' outcomes.
 struct Line {
     record: TransactionRecord,
-    /// (stream, transaction, file name) of the saved file, until its outcome is known.
-    waits_for: Option<(u64, u64, String)>,
+    /// The response's saved file, until its outcome is known.
+    waits_for: Option<FileKey>,
+    /// The request's saved files, until their outcomes are known.
+    uploads_wait: Vec<FileKey>,
 }
 
 /// Prints each transaction and hands bodies to the extractor.
@@ -51,7 +56,11 @@ struct Printer<W: io::Write> {
     events: Events,
     community_id_seed: u16,
     /// Outcomes that arrived before their line was at the front.
-    outcomes: HashMap<(u64, u64, String), Outcome>,
+    outcomes: HashMap<FileKey, Outcome>,
+    /// Files saved from request bodies whose transactions are not reported yet.
+    uploads: HashMap<(u64, u64), Vec<String>>,
+    /// Notes about request bodies that no saved file carries, by transaction.
+    upload_notes: HashMap<(u64, u64), Vec<String>>,
     error: Option<io::Error>,
 }
 
@@ -62,16 +71,38 @@ impl<W: io::Write> Printer<W> {
             // Only what a line waits for is kept (a radio stream's tracks, joined files:
             // no line waits for them), so nothing piles up over a long run.
             let key = (o.stream, o.transaction, o.name.clone());
-            if self
-                .lines
-                .iter()
-                .any(|l| l.waits_for.as_ref() == Some(&key))
+            // (A request's files close before its transaction has a line.)
+            let upload = self
+                .uploads
+                .get(&(o.stream, o.transaction))
+                .is_some_and(|files| files.contains(&o.name));
+            if upload
+                || self
+                    .lines
+                    .iter()
+                    .any(|l| l.waits_for.as_ref() == Some(&key) || l.uploads_wait.contains(&key))
             {
                 self.outcomes.insert(key, o);
             }
         }
         let mut printed = false;
         while let Some(front) = self.lines.front_mut() {
+            if front
+                .uploads_wait
+                .iter()
+                .any(|k| !self.outcomes.contains_key(k))
+            {
+                break;
+            }
+            for key in std::mem::take(&mut front.uploads_wait) {
+                let o = self.outcomes.remove(&key).expect("checked above");
+                if let Some(e) = o.error {
+                    front
+                        .record
+                        .notes
+                        .push(format!("{}: not saved whole: {e}", o.file));
+                }
+            }
             if let Some(key) = &front.waits_for {
                 let Some(o) = self.outcomes.remove(key) else {
                     break;
@@ -121,14 +152,58 @@ impl<W: io::Write> HttpListener for Printer<W> {
         self.extractor.set_time(ts);
     }
 
+    fn request_head(&mut self, tx: &Transaction) -> bool {
+        self.extractor.on_request_head(tx)
+    }
+
+    fn request_body(&mut self, tx: &Transaction, event: BodyEvent<'_>) {
+        self.extractor.on_request_body(tx, event);
+    }
+
+    fn wants_more_request_body(&mut self, tx: &Transaction) -> bool {
+        self.extractor.wants_more_request(tx)
+    }
+
+    fn request_done(&mut self, tx: &Transaction) {
+        let saved = self.extractor.on_request_done(tx);
+        let notes = self.extractor.take_unsaved_notes();
+        if !notes.is_empty() {
+            self.upload_notes
+                .entry((tx.stream, tx.number))
+                .or_default()
+                .extend(notes);
+        }
+        if !saved.is_empty() {
+            self.saved_any = true;
+            self.uploads
+                .entry((tx.stream, tx.number))
+                .or_default()
+                .extend(saved.into_iter().map(|e| e.file));
+        }
+    }
+
     fn http_transaction(&mut self, tx: &Transaction) {
         let saved = self.extractor.on_done(tx);
         self.saved_any |= saved.is_some();
-        let record = transaction_record(tx, saved.as_ref(), self.community_id_seed);
+        let mut record = transaction_record(tx, saved.as_ref(), self.community_id_seed);
+        if let Some(notes) = self.upload_notes.remove(&(tx.stream, tx.number)) {
+            record.notes.extend(notes);
+        }
+        record.notes.extend(self.extractor.take_unsaved_notes());
+        record.request_files = self
+            .uploads
+            .remove(&(tx.stream, tx.number))
+            .unwrap_or_default();
         self.events.emit(&record);
+        let uploads_wait = record
+            .request_files
+            .iter()
+            .map(|f| (tx.stream, tx.number, f.clone()))
+            .collect();
         self.lines.push_back(Line {
             record,
             waits_for: saved.map(|e| (e.stream, e.transaction, e.file)),
+            uploads_wait,
         });
         self.drain();
     }
@@ -204,6 +279,8 @@ pub(super) fn run(config: &HttpConfig) -> Result<(), AppError> {
         events: events.clone(),
         community_id_seed: config.community_id_seed,
         outcomes: HashMap::new(),
+        uploads: HashMap::new(),
+        upload_notes: HashMap::new(),
         error: None,
     };
     let analyzer = HttpAnalyzer::new(printer, Limits::default());
@@ -381,6 +458,14 @@ fn summary(http: &HttpStats, ex: &ExtractStats, config: &HttpConfig, interrupted
         ));
     }
     for (n, one, many) in [
+        (http.request_bodies, "request body", "request bodies"),
+        (http.http09, "HTTP/0.9 request", "HTTP/0.9 requests"),
+        (
+            http.ambiguous_framing,
+            "message with ambiguous framing",
+            "messages with ambiguous framing",
+        ),
+        (http.smuggled, "smuggled request", "smuggled requests"),
         (
             http.malformed,
             "message refused as malformed",

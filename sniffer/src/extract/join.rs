@@ -56,7 +56,8 @@ impl Extractor {
             ),
             method: o.method.clone(),
             url: Some(p.playlist.clone()),
-            status: 200,
+            dir: crate::wire::Direction::Resp,
+            status: Some(200),
             content_type: p.mime.clone(),
             detected_type: p.mime.clone(),
             content_encoding: None,
@@ -68,6 +69,7 @@ impl Extractor {
             complete,
             gaps: Vec::new(),
             notes,
+            part: None,
             merged_from: Vec::new(),
             icy: None,
             hls: Some(HlsJoin {

@@ -31,8 +31,11 @@ pub mod detect;
 pub mod frames;
 pub mod hls;
 mod join;
+pub mod multipart;
 pub mod naming;
+mod parts;
 mod radio;
+mod ranges;
 mod tracks;
 mod writer;
 
@@ -49,10 +52,30 @@ pub use writer::Outcome;
 use writer::{Job, Writer};
 
 use crate::{
-    http::{BodyEvent, ContentRange, HttpListener, Transaction, parser::Framing},
+    http::{BodyEvent, ContentRange, HttpListener, MessageHead, Transaction, parser::Framing},
     records::{Endpoints, FileRecord, IcyTrack},
-    wire::{Timestamp, community_id},
+    wire::{Direction, Timestamp, community_id},
 };
+
+/// A body being saved: its transaction, and which way it went (a request's body is an
+/// upload).
+type Key = (u64, u64, Direction);
+
+/// The key of `tx`'s body in direction `dir`.
+const fn key(tx: &Transaction, dir: Direction) -> Key {
+    (tx.stream, tx.number, dir)
+}
+
+/// The head and time of `tx`'s message in direction `dir` (the request's for `Orig`).
+fn message(tx: &Transaction, dir: Direction) -> Option<(&MessageHead, Timestamp)> {
+    match dir {
+        Direction::Resp => tx.response.as_ref().map(|r| (&r.head, r.ts)),
+        Direction::Orig => tx.request.as_ref().map(|r| (&r.head, r.ts)),
+    }
+}
+
+/// Form fields sent as `a=1&b=2`: saved only when everything is.
+const FORM_URLENCODED: &str = "application/x-www-form-urlencoded";
 
 /// What to save, and where.
 #[derive(Clone, Debug)]
@@ -243,6 +266,8 @@ struct NameParts {
     uri: Vec<u8>,
     declared: Option<String>,
     encoded: bool,
+    /// A request's body: its name starts with `up-`.
+    upload: bool,
 }
 
 /// Where a wanted body's bytes go.
@@ -254,6 +279,8 @@ enum Out {
     Files { main: Sink, raw: Option<Sink> },
     /// A radio stream: metadata removed, cut into tracks.
     Icy(Box<radio::IcyBody>),
+    /// A multipart form or byteranges body: each part a file.
+    Multipart(Box<parts::MultipartBody>),
     /// Not wanted after all (or its file could not be created).
     Dropped,
 }
@@ -292,15 +319,13 @@ impl OpenBody {
         } else {
             0
         };
-        size_of::<((u64, u64), Self)>() as u64 * 2 + sinks + detection + playlist
+        let multipart = if matches!(self.out, Out::Multipart(_)) {
+            parts::MEMORY
+        } else {
+            0
+        };
+        size_of::<(Key, Self)>() as u64 * 2 + sinks + detection + playlist + multipart
     }
-}
-
-/// A complete 206 part of some resource.
-struct Part {
-    first: u64,
-    last: u64,
-    name: String,
 }
 
 /// Saves wanted bodies as files and indexes them.
@@ -320,9 +345,9 @@ pub struct Extractor {
     /// Called with every index line of a file once written; handed to the writer.
     hook: Option<IndexHook>,
     next_id: u64,
-    open: HashMap<(u64, u64), OpenBody, foldhash::fast::RandomState>,
-    /// 206 parts by (URL, validator, complete length).
-    parts: HashMap<(String, String, u64), Vec<Part>>,
+    open: HashMap<Key, OpenBody, foldhash::fast::RandomState>,
+    /// 206 parts by resource, until they make the whole file.
+    ranges: ranges::Ranges,
     /// Playlists and saved files, for joining HLS segments at the end.
     hls: hls::Hls,
     /// Counted here: kept_raw, refused, leftovers, files that could not be created while
@@ -332,10 +357,13 @@ pub struct Extractor {
     /// The time of the packet being parsed.
     now: Timestamp,
     /// A body found unwanted by its first bytes: the HTTP layer is told to stop it.
-    stop: Option<(u64, u64)>,
+    stop: Option<Key>,
     finished: bool,
     /// Sum of [`OpenBody::memory`] over `open`.
     memory: u64,
+    /// Notes about the body closed last that no saved file carries (a multipart body none
+    /// of whose parts was saved): for the transaction's line.
+    unsaved_notes: Vec<String>,
 }
 
 /// Bytes gathered per file before they are written (and handed to the hasher thread).
@@ -473,7 +501,7 @@ impl Extractor {
             hook: None,
             next_id: 0,
             open: HashMap::default(),
-            parts: HashMap::new(),
+            ranges: ranges::Ranges::default(),
             hls: hls::Hls::default(),
             stats: ExtractStats::default(),
             last: None,
@@ -481,6 +509,7 @@ impl Extractor {
             stop: None,
             finished: false,
             memory: 0,
+            unsaved_notes: Vec::new(),
         }
     }
 
@@ -627,6 +656,12 @@ impl Extractor {
         self.memory
     }
 
+    /// Notes about the body closed last that no saved file carries (anomalies of a
+    /// multipart body none of whose parts was wanted); cleared on read.
+    pub fn take_unsaved_notes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.unsaved_notes)
+    }
+
     /// The entry of the last finished transaction that saved a file; cleared on read.
     pub fn take_last(&mut self) -> Option<IndexEntry> {
         self.last.take()
@@ -691,7 +726,7 @@ impl Extractor {
         }
         match &self.writer {
             Some(w) if !name.is_empty() => {
-                let mut entry = self.entry(tx, name, 0);
+                let mut entry = self.entry(tx, Direction::Resp, name, 0);
                 entry.complete = false;
                 w.send(Job::Failed {
                     entry: Box::new(entry),
@@ -702,21 +737,24 @@ impl Extractor {
         }
     }
 
-    /// The index line of `tx`'s body saved as `file` (size and sha256 are the writer's).
-    fn entry(&self, tx: &Transaction, file: String, size: u64) -> IndexEntry {
+    /// The index line of `tx`'s body in direction `dir` saved as `file` (size and sha256
+    /// are the writer's).
+    fn entry(&self, tx: &Transaction, dir: Direction, file: String, size: u64) -> IndexEntry {
         let resp = tx.response.as_ref();
+        let head = message(tx, dir).map(|(h, _)| h);
         IndexEntry {
-            ts: resp.map_or_else(Timestamp::default, |r| r.ts),
+            ts: message(tx, dir).map_or_else(Timestamp::default, |(_, ts)| ts),
             stream: tx.stream,
             transaction: tx.number,
             endpoints: Endpoints::new(tx.client, tx.server),
             community_id: community_id(self.config.community_id_seed, tx.client, tx.server),
             method: tx.method().to_owned(),
             url: tx.url(),
-            status: resp.map_or(0, |r| r.status),
-            content_type: resp.and_then(|r| r.content_type()),
+            dir,
+            status: resp.map(|r| r.status).filter(|&s| s != 0),
+            content_type: head.and_then(MessageHead::content_type),
             detected_type: None,
-            content_encoding: resp.and_then(|r| r.head.header_str("content-encoding")),
+            content_encoding: head.and_then(|h| h.header_str("content-encoding")),
             range: tx.request.as_ref().and_then(|r| r.head.header_str("range")),
             content_range: resp.and_then(|r| r.head.header_str("content-range")),
             size,
@@ -729,22 +767,12 @@ impl Extractor {
                 tx.body.gaps.clone()
             },
             notes: Vec::new(),
+            part: None,
             merged_from: Vec::new(),
             icy: None,
             hls: None,
             error: None,
         }
-    }
-
-    fn create(&mut self, tx: &Transaction, prefix: &str) -> Result<(String, File), ExtractError> {
-        let uri = tx.request.as_ref().map_or(&b""[..], |r| &r.uri);
-        let ct = tx.response.as_ref().and_then(|r| r.content_type());
-        self.create_named(&|attempt| {
-            format!(
-                "{prefix}{}",
-                naming::file_name(tx.stream, tx.number, uri, ct.as_deref(), attempt)
-            )
-        })
     }
 
     /// A file for `name_for`, handed to the writer.
@@ -776,9 +804,10 @@ impl Extractor {
         let ext = detected
             .map(|d| d.ext)
             .or_else(|| n.declared.as_deref().and_then(naming::extension_for));
+        let up = if n.upload { "up-" } else { "" };
         self.sink_named(&|attempt| {
             format!(
-                "{prefix}{}",
+                "{prefix}{up}{}",
                 naming::file_name_ext(n.stream, n.number, &n.uri, ext, attempt)
             )
         })
@@ -788,23 +817,61 @@ impl Extractor {
     /// type are saved; bodies of a generic or missing type are saved if their first
     /// bytes show a matching type; playlists are read for HLS joining.
     pub fn on_head(&mut self, tx: &Transaction) -> bool {
-        let Some(resp) = &tx.response else {
+        self.open_body(tx, Direction::Resp)
+    }
+
+    /// A request head with a body (an upload): the same rules as a response's, by the
+    /// request's Content-Type; form fields (`application/x-www-form-urlencoded`) only
+    /// when everything is saved.
+    pub fn on_request_head(&mut self, tx: &Transaction) -> bool {
+        self.open_body(tx, Direction::Orig)
+    }
+
+    fn open_body(&mut self, tx: &Transaction, dir: Direction) -> bool {
+        let Some((head, ts)) = message(tx, dir) else {
             return false;
         };
         if tx.body.framing == Some(Framing::None) {
             return false;
         }
-        let declared = resp.content_type();
-        let declared_wanted = self.wants(declared.as_deref());
-        let generic = is_generic(declared.as_deref());
+        let declared = head.content_type();
+        let form = dir == Direction::Orig && declared.as_deref() == Some(FORM_URLENCODED);
+        let declared_wanted = if form {
+            self.config.all
+        } else {
+            self.wants(declared.as_deref())
+        };
+        let generic = !form && is_generic(declared.as_deref());
         let uri = tx.request.as_ref().map_or(&b""[..], |r| &r.uri);
-        let playlist = hls::is_playlist(declared.as_deref(), uri);
+        let playlist = dir == Direction::Resp && hls::is_playlist(declared.as_deref(), uri);
+        let mut notes = Vec::new();
+        let encoded = !tx.body.codings.is_empty();
+        let saving = self.config.all || !self.config.globs.is_empty();
+        if saving && let Some(kind) = parts::Kind::of(dir, declared.as_deref()) {
+            // Its parts are selected one by one.
+            match multipart::boundary(head.header("content-type").unwrap_or_default()) {
+                Ok(boundary) => {
+                    let template = self.entry(tx, dir, String::new(), 0);
+                    let out = Out::Multipart(Box::new(parts::MultipartBody::new(
+                        kind, &boundary, encoded, template,
+                    )));
+                    self.open_with(tx, dir, ts, uri, declared, true, out, notes, false);
+                    return true;
+                }
+                Err(e) => notes.push(format!("{e}: the body is saved as it is")),
+            }
+        }
+        // A multipart body that cannot be split is kept whole.
+        let declared_wanted = declared_wanted || !notes.is_empty();
         if !(declared_wanted || generic || playlist) {
             return false;
         }
-        let mut notes = Vec::new();
-        let encoded = !tx.body.codings.is_empty();
-        let out = match radio::metaint(resp) {
+        let metaint = tx
+            .response
+            .as_ref()
+            .filter(|_| dir == Direction::Resp)
+            .and_then(radio::metaint);
+        let out = match metaint {
             Some(Ok(metaint)) if !encoded && (declared_wanted || generic) => {
                 self.stats.radio_streams += 1;
                 Out::Icy(Box::new(radio::IcyBody::new(
@@ -833,15 +900,43 @@ impl Extractor {
                 }
             }
         };
+        self.open_with(
+            tx,
+            dir,
+            ts,
+            uri,
+            declared,
+            declared_wanted,
+            out,
+            notes,
+            playlist,
+        );
+        true
+    }
+
+    #[expect(clippy::too_many_arguments, reason = "the parts of one body, once")]
+    fn open_with(
+        &mut self,
+        tx: &Transaction,
+        dir: Direction,
+        ts: Timestamp,
+        uri: &[u8],
+        declared: Option<String>,
+        declared_wanted: bool,
+        out: Out,
+        notes: Vec<String>,
+        playlist: bool,
+    ) {
         let body = OpenBody {
-            ts: resp.ts,
+            ts,
             endpoints: Endpoints::new(tx.client, tx.server),
             name: NameParts {
                 stream: tx.stream,
                 number: tx.number,
                 uri: uri.to_vec(),
                 declared,
-                encoded,
+                encoded: !tx.body.codings.is_empty(),
+                upload: dir == Direction::Orig,
             },
             declared_wanted,
             detected: None,
@@ -851,15 +946,23 @@ impl Extractor {
             notes,
         };
         self.memory += body.memory();
-        if let Some(old) = self.open.insert((tx.stream, tx.number), body) {
+        if let Some(old) = self.open.insert(key(tx, dir), body) {
             self.memory -= old.memory();
         }
-        true
     }
 
     /// A piece of a body started by [`Self::on_head`].
     pub fn on_body(&mut self, tx: &Transaction, event: BodyEvent<'_>) {
-        let key = (tx.stream, tx.number);
+        self.body_event(tx, event, Direction::Resp);
+    }
+
+    /// A piece of a request body started by [`Self::on_request_head`].
+    pub fn on_request_body(&mut self, tx: &Transaction, event: BodyEvent<'_>) {
+        self.body_event(tx, event, Direction::Orig);
+    }
+
+    fn body_event(&mut self, tx: &Transaction, event: BodyEvent<'_>, dir: Direction) {
+        let key = key(tx, dir);
         let Some(b) = self.open.get_mut(&key) else {
             return;
         };
@@ -908,6 +1011,7 @@ impl Extractor {
         let mut b = self.open.remove(&key).expect("looked up above");
         match &mut b.out {
             Out::Icy(icy) => self.icy_event(icy, event),
+            Out::Multipart(m) => self.multipart_event(tx, dir, m, event),
             Out::Pending { main, raw } => {
                 // Decide as soon as detection can, or when more would not help.
                 let decided = match event {
@@ -930,7 +1034,7 @@ impl Extractor {
                     if matches!(event, BodyEvent::Gap { .. }) {
                         // Now that the body has its file, the gap goes in like any other.
                         self.open.insert(key, b);
-                        self.on_body(tx, event);
+                        self.body_event(tx, event, dir);
                         return;
                     }
                 }
@@ -942,7 +1046,7 @@ impl Extractor {
 
     /// Detection is over for a pending body: decide whether it is wanted, and if it is,
     /// create its file(s) and write what was held.
-    fn settle(&mut self, key: (u64, u64), b: &mut OpenBody) {
+    fn settle(&mut self, key: Key, b: &mut OpenBody) {
         if !matches!(b.out, Out::Pending { .. }) {
             return;
         }
@@ -994,9 +1098,23 @@ impl Extractor {
     /// A transaction is over: close its file and have it indexed. Returns the entry
     /// (`sha256` is filled in `index.jsonl` by the writer).
     pub fn on_done(&mut self, tx: &Transaction) -> Option<IndexEntry> {
-        let key = (tx.stream, tx.number);
+        self.close_body(tx, Direction::Resp).pop()
+    }
+
+    /// A request body is over: close its file(s) and have them indexed (`status` is
+    /// null: the response is not known yet). Returns their entries, as [`Self::on_done`]
+    /// (a multipart form gives one per saved part).
+    pub fn on_request_done(&mut self, tx: &Transaction) -> Vec<IndexEntry> {
+        self.close_body(tx, Direction::Orig)
+    }
+
+    /// The entries of the files of `tx`'s body in direction `dir` (for a multipart body,
+    /// one per part, in order; otherwise at most one).
+    fn close_body(&mut self, tx: &Transaction, dir: Direction) -> Vec<IndexEntry> {
+        let key = key(tx, dir);
         let Some(mut b) = self.open.remove(&key) else {
-            if tx.malformed.is_some()
+            if dir == Direction::Resp
+                && tx.malformed.is_some()
                 && tx
                     .response
                     .as_ref()
@@ -1004,7 +1122,7 @@ impl Extractor {
             {
                 self.stats.refused += 1;
             }
-            return None;
+            return Vec::new();
         };
         if let (Some(text), Some(url)) = (&b.playlist, tx.url()) {
             let truncated = text.len() > hls::MAX_PLAYLIST;
@@ -1038,8 +1156,9 @@ impl Extractor {
         } = b;
         let (main, raw) = match out {
             Out::Files { main, raw } => (main, raw),
-            Out::Icy(icy) => return self.icy_done(tx, *icy, extra_notes),
-            Out::Pending { .. } | Out::Dropped => return None,
+            Out::Icy(icy) => return self.icy_done(tx, *icy, extra_notes).into_iter().collect(),
+            Out::Multipart(m) => return self.multipart_done(tx, dir, *m, extra_notes),
+            Out::Pending { .. } | Out::Dropped => return Vec::new(),
         };
         let mut notes = tx.body.notes.clone();
         notes.extend(extra_notes);
@@ -1069,47 +1188,32 @@ impl Extractor {
             ready(&self.writer).send(Job::Remove { id: d.id });
         }
         kept.flush(ready(&self.writer));
-        let resp = tx.response.as_ref()?;
         let complete = tx.body.complete;
         let entry = IndexEntry {
-            ts: resp.ts,
-            stream: tx.stream,
-            transaction: tx.number,
-            endpoints: Endpoints::new(tx.client, tx.server),
-            community_id: community_id(self.config.community_id_seed, tx.client, tx.server),
-            method: tx.method().to_owned(),
-            url: tx.url(),
-            status: resp.status,
-            content_type: resp.content_type(),
             detected_type: detected.map(|d| d.mime.to_owned()),
-            content_encoding: resp.head.header_str("content-encoding"),
-            range: tx.request.as_ref().and_then(|r| r.head.header_str("range")),
-            content_range: resp.head.header_str("content-range"),
-            size: kept.len,
-            sha256: String::new(),
-            file: kept.name.clone(),
-            complete,
-            gaps: if complete {
-                Vec::new()
-            } else {
-                tx.body.gaps.clone()
-            },
             notes,
-            merged_from: Vec::new(),
-            icy: radio::station(resp).map(|station| IcyTrack {
-                station,
-                title: None,
-                stream_url: None,
-                track: None,
-                offset: 0,
-            }),
-            hls: None,
-            error: None,
+            icy: tx
+                .response
+                .as_ref()
+                .filter(|_| dir == Direction::Resp)
+                .and_then(radio::station)
+                .map(|station| IcyTrack {
+                    station,
+                    title: None,
+                    stream_url: None,
+                    track: None,
+                    offset: 0,
+                }),
+            ..self.entry(tx, dir, kept.name.clone(), kept.len)
         };
         ready(&self.writer).send(Job::Close {
             id: kept.id,
             entry: Box::new(entry.clone()),
         });
+        if dir == Direction::Orig {
+            self.last = Some(entry.clone());
+            return vec![entry];
+        }
         if let Some(url) = &entry.url {
             self.hls.saved(
                 url,
@@ -1129,7 +1233,7 @@ impl Extractor {
             );
         }
         let mut result = entry.clone();
-        if resp.status == 206
+        if entry.status == Some(206)
             && complete
             && !encoded
             && let Some(merged) = self.add_part(tx, &entry)
@@ -1139,50 +1243,68 @@ impl Extractor {
                 .push(format!("completed the merged file {}", merged.file));
         }
         self.last = Some(result.clone());
-        Some(result)
+        vec![result]
     }
 
     /// Record a complete 206 part; merge when the parts cover the resource.
     fn add_part(&mut self, tx: &Transaction, entry: &IndexEntry) -> Option<IndexEntry> {
         let resp = tx.response.as_ref()?;
         let cr = ContentRange::parse(resp.head.header("content-range")?)?;
-        let total = cr.complete?;
         if cr.len() != entry.size {
             return None;
         }
+        self.add_range(tx, entry, cr, entry.content_type.as_deref())
+    }
+
+    /// Record a complete part (bytes `cr` of its resource, saved as `entry`), of a
+    /// response with a media type `mime`; merge when the parts cover the resource.
+    fn add_range(
+        &mut self,
+        tx: &Transaction,
+        entry: &IndexEntry,
+        cr: ContentRange,
+        mime: Option<&str>,
+    ) -> Option<IndexEntry> {
+        let resp = tx.response.as_ref()?;
+        let total = cr.complete?;
         let validator = resp
             .head
             .header_str("etag")
             .or_else(|| resp.head.header_str("last-modified"))
             .unwrap_or_default();
-        let key = (entry.url.clone()?, validator, total);
-        let parts = self.parts.entry(key.clone()).or_default();
-        parts.push(Part {
+        let part = ranges::Part {
             first: cr.first,
             last: cr.last,
             name: entry.file.clone(),
+        };
+        let plan = self
+            .ranges
+            .add((entry.url.clone()?, validator, total), &part)?;
+        let uri = tx.request.as_ref().map_or(&b""[..], |r| &r.uri);
+        let created = self.create_named(&|attempt| {
+            format!(
+                "full-{}",
+                naming::file_name(tx.stream, tx.number, uri, mime, attempt)
+            )
         });
-        parts.sort_by_key(|p| (p.first, std::cmp::Reverse(p.last)));
-        // Parts that cover 0..total in order, each starting inside the covered prefix.
-        let mut pos = 0u64;
-        let mut plan = Vec::new();
-        for p in parts.iter() {
-            if p.first <= pos && p.last >= pos {
-                plan.push((p.name.clone(), pos - p.first, p.last + 1 - pos));
-                pos = p.last + 1;
-            }
-        }
-        if pos < total {
-            return None;
-        }
-        self.parts.remove(&key);
-        let (name, file) = match self.create(tx, "full-") {
+        let (name, file) = match created {
             Ok(f) => f,
             Err(e) => {
                 self.creation_failed(tx, e);
                 return None;
             }
         };
+        let n = plan.parts.len();
+        let mut notes = vec![format!(
+            "merged from {n} partial response{}",
+            if n == 1 { "" } else { "s" }
+        )];
+        if plan.unchecked > 0 {
+            notes.push(format!(
+                "{} more overlaps between parts were not compared",
+                plan.unchecked
+            ));
+        }
         let merged = IndexEntry {
             file: name,
             size: total,
@@ -1190,14 +1312,17 @@ impl Extractor {
             complete: true,
             gaps: Vec::new(),
             range: None,
+            content_type: mime.map(str::to_owned),
             content_range: Some(format!("bytes 0-{}/{total}", total - 1)),
-            notes: vec![format!("merged from {} partial responses", plan.len())],
-            merged_from: plan.iter().map(|p| p.0.clone()).collect(),
+            notes,
+            part: None,
+            merged_from: plan.parts.clone(),
             ..entry.clone()
         };
         ready(&self.writer).send(Job::Merge {
             file,
-            plan,
+            pieces: plan.pieces,
+            overlaps: plan.overlaps,
             entry: Box::new(merged.clone()),
         });
         Some(merged)
@@ -1211,7 +1336,7 @@ impl Extractor {
             return;
         }
         self.finished = true;
-        let mut open: Vec<((u64, u64), OpenBody)> = self.open.drain().collect();
+        let mut open: Vec<(Key, OpenBody)> = self.open.drain().collect();
         self.memory = 0;
         open.sort_by_key(|(k, _)| *k);
         for (key, mut b) in open {
@@ -1225,6 +1350,10 @@ impl Extractor {
                 }
                 Out::Icy(icy) => {
                     self.icy_cut_off(*icy);
+                    continue;
+                }
+                Out::Multipart(m) => {
+                    self.multipart_cut_off(*m);
                     continue;
                 }
                 Out::Pending { .. } | Out::Dropped => continue,
@@ -1242,7 +1371,8 @@ impl Extractor {
                 ),
                 method: "-".into(),
                 url: None,
-                status: 0,
+                dir: key.2,
+                status: None,
                 content_type: b.name.declared,
                 detected_type: b.detected.map(|d| d.mime.to_owned()),
                 content_encoding: None,
@@ -1254,6 +1384,7 @@ impl Extractor {
                 complete: false,
                 gaps: Vec::new(),
                 notes: vec!["the capture stopped inside the body".into()],
+                part: None,
                 merged_from: Vec::new(),
                 icy: None,
                 hls: None,
@@ -1298,6 +1429,22 @@ impl HttpListener for Extractor {
         self.on_done(tx);
     }
 
+    fn request_head(&mut self, tx: &Transaction) -> bool {
+        self.on_request_head(tx)
+    }
+
+    fn request_body(&mut self, tx: &Transaction, event: BodyEvent<'_>) {
+        self.on_request_body(tx, event);
+    }
+
+    fn wants_more_request_body(&mut self, tx: &Transaction) -> bool {
+        self.wants_more_request(tx)
+    }
+
+    fn request_done(&mut self, tx: &Transaction) {
+        self.on_request_done(tx);
+    }
+
     fn memory_in_use(&self) -> u64 {
         self.memory
     }
@@ -1307,8 +1454,17 @@ impl Extractor {
     /// Whether the body of `tx` is still wanted (false once its first bytes showed it is
     /// not): for [`HttpListener::wants_more_body`].
     pub fn wants_more(&mut self, tx: &Transaction) -> bool {
+        self.wants_more_of(tx, Direction::Resp)
+    }
+
+    /// As [`Self::wants_more`], for a request body.
+    pub fn wants_more_request(&mut self, tx: &Transaction) -> bool {
+        self.wants_more_of(tx, Direction::Orig)
+    }
+
+    fn wants_more_of(&mut self, tx: &Transaction, dir: Direction) -> bool {
         match self.stop {
-            Some(k) if k == (tx.stream, tx.number) => {
+            Some(k) if k == key(tx, dir) => {
                 self.stop = None;
                 self.open.remove(&k);
                 false

@@ -142,6 +142,21 @@ pub fn file_name_ext(
     name
 }
 
+/// The name of part `part` of a multipart body: [`file_name_ext`] with `-pN` after the
+/// transaction number, `source` being the part's file name (or form field, or the URI).
+pub fn part_file_name(
+    stream: u64,
+    number: u64,
+    part: u64,
+    source: &[u8],
+    ext: Option<&str>,
+    attempt: u32,
+) -> String {
+    let name = file_name_ext(stream, number, source, ext, attempt);
+    let head = format!("{stream}-{number}");
+    format!("{head}-p{part}{}", &name[head.len()..])
+}
+
 /// Free text (a station's name, a song's title) reduced to safe bytes: ASCII letters,
 /// digits, `-` and `_`; any other run of characters (spaces, dots, slashes, controls,
 /// anything not ASCII) becomes one `_`, and none is left at either end. At most `max`

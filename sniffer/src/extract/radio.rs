@@ -141,7 +141,11 @@ impl TrackOut for IcyOut<'_> {
             || (is_generic(self.ctx.declared.as_deref())
                 && detected.is_some_and(|d| self.ex.wants(Some(d.mime))));
         if !wanted {
-            self.ex.stop = Some((self.ctx.stream, self.ctx.number));
+            self.ex.stop = Some((
+                self.ctx.stream,
+                self.ctx.number,
+                crate::wire::Direction::Resp,
+            ));
         }
         wanted
     }
@@ -193,7 +197,8 @@ impl TrackOut for IcyOut<'_> {
             ),
             method: c.method.clone(),
             url: c.url.clone(),
-            status: c.status,
+            dir: crate::wire::Direction::Resp,
+            status: Some(c.status).filter(|&s| s != 0),
             content_type: c.declared.clone(),
             detected_type: c.detected.map(|d| d.mime.to_owned()),
             content_encoding: None,
@@ -205,6 +210,7 @@ impl TrackOut for IcyOut<'_> {
             complete: done.complete,
             gaps: done.gaps,
             notes: done.notes,
+            part: None,
             merged_from: Vec::new(),
             icy: Some(IcyTrack {
                 station: c.station.clone(),

@@ -55,7 +55,9 @@ use sha2::{Digest as _, Sha256};
 use super::{
     ExtractStats, IndexEntry, IndexHook,
     budget::{Disk, Save},
-    hex, open_in, part_name, remove_in,
+    hex, open_in, part_name,
+    ranges::{Overlap, Piece},
+    remove_in,
 };
 use crate::{
     records::{EvictedRecord, Record as _},
@@ -90,11 +92,13 @@ pub(super) enum Job {
     Close { id: u64, entry: Box<IndexEntry> },
     /// The file is not wanted after all: delete it.
     Remove { id: u64 },
-    /// Copy `(part file, skip, take)` pieces into `file` (created as `NAME.part`), then
-    /// rename and index it.
+    /// Copy the pieces (contiguous, in order) of part files into `file` (created as
+    /// `NAME.part`), compare the overlaps (a disagreement is noted: the first part's
+    /// bytes were used), then rename and index it.
     Merge {
         file: File,
-        plan: Vec<(String, u64, u64)>,
+        pieces: Vec<Piece>,
+        overlaps: Vec<Overlap>,
         entry: Box<IndexEntry>,
     },
     /// A file that could not even be created: index it with its error.
@@ -382,12 +386,14 @@ impl Stage {
             }
             Job::Merge {
                 mut file,
-                plan,
+                pieces,
+                overlaps,
                 mut entry,
-            } => match merge(&self.dir, &mut file, &plan) {
+            } => match merge(&self.dir, &mut file, &pieces) {
                 Ok((len, sha)) => {
                     entry.size = len;
                     entry.sha256 = sha;
+                    entry.notes.extend(compare_overlaps(&self.dir, &overlaps));
                     Hash::Merged { entry }
                 }
                 Err(e) => {
@@ -763,11 +769,17 @@ fn relink(dir: &File, target: &str, name: &str) -> io::Result<()> {
 }
 
 /// Copy the planned pieces of the part files into `out`; its length and sha256.
-fn merge(dir: &File, out: &mut File, plan: &[(String, u64, u64)]) -> io::Result<(u64, String)> {
+fn merge(dir: &File, out: &mut File, pieces: &[Piece]) -> io::Result<(u64, String)> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
     let mut len = 0u64;
-    for (part, skip, take) in plan {
+    for Piece {
+        name: part,
+        skip,
+        take,
+        ..
+    } in pieces
+    {
         let f = open_in(dir, part)?;
         let mut r = io::BufReader::new(f).take(skip + take);
         io::copy(&mut (&mut r).take(*skip), &mut io::sink())?;
@@ -782,6 +794,52 @@ fn merge(dir: &File, out: &mut File, plan: &[(String, u64, u64)]) -> io::Result<
         }
     }
     Ok((len, hex(&hasher.finalize())))
+}
+
+/// Notes on the overlaps whose two parts disagree (or could not be read back).
+fn compare_overlaps(dir: &File, overlaps: &[Overlap]) -> Vec<String> {
+    let mut notes = Vec::new();
+    for o in overlaps {
+        let read = |(name, at): &(String, u64)| -> io::Result<Vec<u8>> {
+            let f = open_in(dir, name)?;
+            let mut buf = vec![0u8; usize::try_from(o.len).unwrap_or(usize::MAX).min(1 << 20)];
+            let mut got = 0;
+            while got < buf.len() {
+                let n = f.read_at(&mut buf[got..], at + got as u64)?;
+                if n == 0 {
+                    break;
+                }
+                got += n;
+            }
+            buf.truncate(got);
+            Ok(buf)
+        };
+        let end = o.at + o.len - 1;
+        match (read(&o.kept), read(&o.other)) {
+            (Ok(a), Ok(b)) if a == b => {}
+            (Ok(a), Ok(b)) => {
+                let first = a
+                    .iter()
+                    .zip(&b)
+                    .position(|(x, y)| x != y)
+                    .unwrap_or(a.len().min(b.len()));
+                notes.push(format!(
+                    "parts {} and {} disagree on bytes {}-{end} (first difference at byte {}): \
+                     {}'s bytes were kept (first saved wins)",
+                    o.kept.0,
+                    o.other.0,
+                    o.at,
+                    o.at + first as u64,
+                    o.kept.0
+                ));
+            }
+            (Err(e), _) | (_, Err(e)) => notes.push(format!(
+                "bytes {}-{end} of parts {} and {} could not be compared: {e}",
+                o.at, o.kept.0, o.other.0
+            )),
+        }
+    }
+    notes
 }
 
 #[cfg(test)]
@@ -801,7 +859,8 @@ mod tests {
             community_id: String::new(),
             method: "GET".into(),
             url: None,
-            status: 200,
+            dir: crate::wire::Direction::Resp,
+            status: Some(200),
             content_type: None,
             detected_type: None,
             content_encoding: None,
@@ -813,6 +872,7 @@ mod tests {
             complete: true,
             gaps: Vec::new(),
             notes: Vec::new(),
+            part: None,
             merged_from: Vec::new(),
             error: None,
             icy: None,

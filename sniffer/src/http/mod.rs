@@ -30,14 +30,17 @@ mod body;
 pub mod icy;
 pub mod parser;
 pub mod range;
+mod smuggle;
 pub mod whole;
 
 use std::{collections::VecDeque, net::SocketAddr};
 
 pub use body::Coding;
 use body::{Chunked, Decoder};
-use parser::Framing;
+pub use parser::Version;
+use parser::{FirstLine, Framing};
 pub use range::ContentRange;
+use smuggle::Smuggle;
 pub use whole::{Body, WholeBodies};
 
 use crate::{
@@ -92,12 +95,6 @@ pub enum Malformed {
     /// A Content-Length that is not a decimal number.
     #[error("Content-Length {0:?} is not a number")]
     BadLength(String),
-    /// Content-Length together with Transfer-Encoding.
-    #[error("Content-Length together with Transfer-Encoding")]
-    LengthWithChunked,
-    /// A request whose Transfer-Encoding does not end in chunked.
-    #[error("request Transfer-Encoding {0:?} does not end in chunked")]
-    BadTransferEncoding(String),
     /// A chunk-size line that does not parse.
     #[error("bad chunk-size line {0:?}")]
     BadChunkSize(String),
@@ -167,8 +164,8 @@ impl Method {
 /// Version and headers of a message, as they were sent (order and case kept).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MessageHead {
-    /// Minor version: 1 for HTTP/1.1, 0 for HTTP/1.0.
-    pub version: u8,
+    /// The version of its start line (HTTP/0.9 has no head: no headers either).
+    pub version: Version,
     /// Name and raw value of each header.
     pub headers: Vec<(String, Vec<u8>)>,
     /// Content-Length or Transfer-Encoding lines httparse could not parse (and dropped),
@@ -190,6 +187,13 @@ impl MessageHead {
         self.header(name)
             .map(|v| String::from_utf8_lossy(v).trim().to_owned())
     }
+
+    /// Media type in lower case without parameters (`audio/mpeg`), if any.
+    pub fn content_type(&self) -> Option<String> {
+        let v = self.header_str("content-type")?;
+        let t = v.split(';').next().unwrap_or_default().trim();
+        (!t.is_empty()).then(|| t.to_ascii_lowercase())
+    }
 }
 
 /// A parsed request head.
@@ -208,6 +212,21 @@ pub struct Request {
     /// The server's stream offset (bytes seen from it) when this request was complete.
     /// A response can only start at or after it; used to re-pair after a loss.
     pub server_offset: u64,
+    /// The number its transaction gets within the session (requests are numbered in the
+    /// order they were sent; a response is paired with the oldest unanswered request).
+    pub number: u64,
+    /// Its body, as far as it was seen by the time the transaction is reported (`framing`
+    /// is `None` or `Some(Framing::None)` when it had none).
+    pub body: BodyInfo,
+    /// What is odd about it: ambiguous framing, folded header lines, HTTP/0.9.
+    pub notes: Vec<String>,
+    /// Another reading of the stream (the other framing of an ambiguous request before
+    /// it) does not see this request, or sees it where this parser does not: a request
+    /// smuggled past one of the two readers.
+    pub smuggled: bool,
+    /// Why its framing was refused, if it was (its body was not delivered, and parsing
+    /// looked for the next request).
+    pub malformed: Option<Malformed>,
 }
 
 impl Request {
@@ -244,9 +263,7 @@ pub struct Response {
 impl Response {
     /// Media type in lower case without parameters (`audio/mpeg`), if any.
     pub fn content_type(&self) -> Option<String> {
-        let v = self.head.header_str("content-type")?;
-        let t = v.split(';').next().unwrap_or_default().trim();
-        (!t.is_empty()).then(|| t.to_ascii_lowercase())
+        self.head.content_type()
     }
 }
 
@@ -287,7 +304,8 @@ pub struct Transaction {
     pub request: Option<Request>,
     /// The response, unless the session ended first.
     pub response: Option<Response>,
-    /// The response body.
+    /// The response body. (In the request-body calls of [`HttpListener`], where
+    /// `response` is `None`, the request's body.)
     pub body: BodyInfo,
     /// Set when the response's framing was refused: no body was delivered.
     pub malformed: Option<Malformed>,
@@ -302,6 +320,21 @@ impl Transaction {
     /// The request method, or `-`.
     pub fn method(&self) -> &str {
         self.request.as_ref().map_or("-", |r| r.method.as_str())
+    }
+
+    /// The HTTP version: the request's, else the response's.
+    pub fn version(&self) -> Option<Version> {
+        self.request
+            .as_ref()
+            .map(|r| r.head.version)
+            .or_else(|| self.response.as_ref().map(|r| r.head.version))
+    }
+
+    /// Why the framing was refused, the response's or else the request's.
+    pub fn malformed(&self) -> Option<&Malformed> {
+        self.malformed
+            .as_ref()
+            .or_else(|| self.request.as_ref().and_then(|r| r.malformed.as_ref()))
     }
 }
 
@@ -347,6 +380,27 @@ pub trait HttpListener {
 
     /// A piece of a body asked for in [`Self::response_head`].
     fn body(&mut self, _tx: &Transaction, _event: BodyEvent<'_>) {}
+
+    /// A request with a body was parsed: `tx.request` is set, `tx.response` is `None`,
+    /// and `tx.body` is the request's body (its framing and codings; nothing seen yet).
+    /// Return true to receive that body through [`Self::request_body`].
+    fn request_head(&mut self, _tx: &Transaction) -> bool {
+        false
+    }
+
+    /// A piece of a request body asked for in [`Self::request_head`] (`tx.body` is the
+    /// request's body so far).
+    fn request_body(&mut self, _tx: &Transaction, _event: BodyEvent<'_>) {}
+
+    /// As [`Self::wants_more_body`], for a request body.
+    fn wants_more_request_body(&mut self, _tx: &Transaction) -> bool {
+        true
+    }
+
+    /// A request body is over (whether or not it was asked for): `tx.body` is its
+    /// summary. Its transaction is reported later, by [`Self::http_transaction`], with
+    /// the same summary in `tx.request.body` (unless its response came first).
+    fn request_done(&mut self, _tx: &Transaction) {}
 
     /// Asked after each piece of a body delivered through [`Self::body`]: return false to
     /// receive no more of it (once its first bytes showed it is not wanted after all).
@@ -403,6 +457,17 @@ pub struct HttpStats {
     pub not_http: u64,
     /// Requests that never got a response.
     pub unanswered: u64,
+    /// Request bodies seen (POST, PUT, uploads).
+    pub request_bodies: u64,
+    /// HTTP/0.9 requests (no version on the request line).
+    pub http09: u64,
+    /// Messages whose framing was ambiguous (Content-Length with Transfer-Encoding,
+    /// differing Content-Lengths, a request Transfer-Encoding not ending in chunked,
+    /// framing headers folded over lines): read as RFC 9112 §6.3 says, and noted.
+    pub ambiguous_framing: u64,
+    /// Requests that another reading of an ambiguous request would see differently:
+    /// reported marked `smuggled`.
+    pub smuggled: u64,
 }
 
 /// Where one direction's parser stands.
@@ -510,7 +575,11 @@ fn request_heap(r: &Request) -> u64 {
         Method::Other(t) => t.capacity(),
         _ => 0,
     };
-    (r.uri.capacity() + method) as u64 + head_heap(&r.head)
+    let notes: usize = r.notes.iter().map(String::capacity).sum();
+    (r.uri.capacity() + method + notes + r.notes.capacity() * size_of::<String>()) as u64
+        + head_heap(&r.head)
+        + (r.body.gaps.capacity() * size_of::<(u64, Option<u64>)>()
+            + r.body.notes.capacity() * size_of::<String>()) as u64
 }
 
 /// Requests waiting for their response, with a running count of their heap bytes.
@@ -555,7 +624,14 @@ struct Session {
     pending: Pending,
     /// Boxed: most sessions have no response streaming most of the time.
     current: Option<Box<Current>>,
+    /// The request body streaming, if any (boxed, as `current`).
+    upload: Option<Box<Current>>,
+    /// Transactions reported.
     transactions: u64,
+    /// The number the next request (or a response without one) gets.
+    next_number: u64,
+    /// Only after an ambiguous request: where other readings would find requests.
+    smuggle: Option<Box<Smuggle>>,
     /// What [`Self::memory`] was when the analyzer's total last counted it.
     counted: u64,
 }
@@ -572,7 +648,10 @@ impl Session {
             sides: [Side::new(info.midstream), Side::new(info.midstream)],
             pending: Pending::default(),
             current: None,
+            upload: None,
             transactions: 0,
+            next_number: 0,
+            smuggle: None,
             counted: 0,
         }
     }
@@ -594,6 +673,11 @@ impl Session {
                 .current
                 .as_ref()
                 .map_or(0, |c| size_of::<Current>() as u64 + c.memory())
+            + self
+                .upload
+                .as_ref()
+                .map_or(0, |c| size_of::<Current>() as u64 + c.memory())
+            + self.smuggle.as_ref().map_or(0, |m| m.memory())
     }
 }
 
@@ -671,12 +755,31 @@ impl<L: HttpListener> HttpAnalyzer<L> {
     }
 }
 
-/// Pass raw entity bytes to the listener (and through the decoder).
+/// A body event to the listener: a response's ([`Direction::Resp`]) or a request's.
+#[inline]
+fn emit<L: HttpListener>(listener: &mut L, dir: Direction, tx: &Transaction, e: BodyEvent<'_>) {
+    match dir {
+        Direction::Resp => listener.body(tx, e),
+        Direction::Orig => listener.request_body(tx, e),
+    }
+}
+
+/// Whether the listener wants more of a response's or a request's body.
+#[inline]
+fn wants_more<L: HttpListener>(listener: &mut L, dir: Direction, tx: &Transaction) -> bool {
+    match dir {
+        Direction::Resp => listener.wants_more_body(tx),
+        Direction::Orig => listener.wants_more_request_body(tx),
+    }
+}
+
+/// Pass raw entity bytes of `dir`'s body to the listener (and through the decoder).
 fn body_bytes<L: HttpListener>(
     listener: &mut L,
     stats: &mut HttpStats,
     cur: &mut Current,
     bytes: &[u8],
+    dir: Direction,
 ) {
     let offset = cur.tx.body.raw_len;
     cur.tx.body.raw_len += bytes.len() as u64;
@@ -684,11 +787,13 @@ fn body_bytes<L: HttpListener>(
         return;
     }
     let tx = &mut cur.tx;
-    listener.body(tx, BodyEvent::Raw { offset, bytes });
+    emit(listener, dir, tx, BodyEvent::Raw { offset, bytes });
     if let Some(dec) = &mut cur.decoder {
         let mut decoded = tx.body.decoded_len;
         let r = dec.feed(bytes, &mut |b| {
-            listener.body(
+            emit(
+                listener,
+                dir,
                 tx,
                 BodyEvent::Decoded {
                     offset: decoded,
@@ -701,12 +806,17 @@ fn body_bytes<L: HttpListener>(
         if let Err(e) = r {
             stats.decode_failures += 1;
             let reason = format!("content decoding failed: {e}");
-            listener.body(tx, BodyEvent::DecodeFailed { reason: &reason });
+            emit(
+                listener,
+                dir,
+                tx,
+                BodyEvent::DecodeFailed { reason: &reason },
+            );
             tx.body.decode_error = Some(reason);
             cur.decoder = None;
         }
     }
-    if !listener.wants_more_body(&cur.tx) {
+    if !wants_more(listener, dir, &cur.tx) {
         cur.wanted = false;
         cur.decoder = None;
     }
@@ -714,6 +824,23 @@ fn body_bytes<L: HttpListener>(
 
 impl<L: HttpListener> Core<L> {
     fn end_session(&mut self, mut s: Box<Session>, reason: EndReason) {
+        if let Some(up) = s.upload.as_mut() {
+            let how = match &s.sides[0].state {
+                SideState::Body(BodyFraming::Length(rem)) => {
+                    let at = up.tx.body.raw_len;
+                    up.tx.body.gaps.push((at, Some(at + rem)));
+                    format!("{rem} bytes of it never came")
+                }
+                _ => {
+                    up.tx.body.gaps.push((up.tx.body.raw_len, None));
+                    "the chunked body did not reach its last chunk".to_owned()
+                }
+            };
+            up.tx.body.notes.push(format!(
+                "session ended ({reason}) inside the request body: {how}"
+            ));
+            self.finish_upload(&mut s, false);
+        }
         if let Some(mut cur) = s.current.take() {
             let until_close = matches!(s.sides[1].state, SideState::Body(BodyFraming::UntilClose));
             let complete = until_close && reason == EndReason::Fin;
@@ -742,13 +869,21 @@ impl<L: HttpListener> Core<L> {
         }
     }
 
+    /// Bytes lost inside the request body being read.
+    fn upload_gap(&mut self, s: &mut Session, len: u64, framing_lost: bool) {
+        if let Some(mut up) = s.upload.take() {
+            self.body_gap(&mut up, len, framing_lost, Direction::Orig);
+            s.upload = Some(up);
+        }
+    }
+
     /// Report a request whose response never came; `notes` say why, if known.
     fn report_unanswered(&mut self, s: &mut Session, req: Request, notes: Vec<String>) {
         self.stats.unanswered += 1;
         self.stats.transactions += 1;
         let tx = Transaction {
             stream: s.info.stream,
-            number: s.transactions,
+            number: req.number,
             client: s.info.client,
             server: s.info.server,
             request: Some(req),
@@ -763,15 +898,17 @@ impl<L: HttpListener> Core<L> {
         self.listener.http_transaction(&tx);
     }
 
-    /// Body over: flush the decoder, fill in the summary, report.
-    fn finish_body(&mut self, cur: &mut Current, complete: bool) {
+    /// A body is over: flush the decoder and fill in the summary.
+    fn close_body(&mut self, cur: &mut Current, complete: bool, dir: Direction) {
         cur.tx.body.complete = complete && cur.tx.body.gaps.is_empty();
         if let Some(mut dec) = cur.decoder.take() {
             let (listener, tx) = (&mut self.listener, &mut cur.tx);
             let mut pending: Vec<u8> = Vec::new();
             let r = dec.finish(&mut |b| pending.extend_from_slice(b));
             if !pending.is_empty() {
-                listener.body(
+                emit(
+                    listener,
+                    dir,
                     tx,
                     BodyEvent::Decoded {
                         offset: tx.body.decoded_len,
@@ -783,7 +920,12 @@ impl<L: HttpListener> Core<L> {
             if let Err(e) = r {
                 self.stats.decode_failures += 1;
                 let reason = format!("content decoding failed: {e}");
-                listener.body(tx, BodyEvent::DecodeFailed { reason: &reason });
+                emit(
+                    listener,
+                    dir,
+                    tx,
+                    BodyEvent::DecodeFailed { reason: &reason },
+                );
                 tx.body.decode_error = Some(reason);
             }
         } else if cur.tx.body.codings.is_empty() {
@@ -792,12 +934,39 @@ impl<L: HttpListener> Core<L> {
         if !cur.tx.body.complete {
             self.stats.incomplete_bodies += 1;
         }
+    }
+
+    /// The response body is over: summary, report.
+    fn finish_body(&mut self, cur: &mut Current, complete: bool) {
+        self.close_body(cur, complete, Direction::Resp);
         self.stats.transactions += 1;
         self.listener.http_transaction(&cur.tx);
     }
 
-    /// Raw bytes lost inside the body.
-    fn body_gap(&mut self, cur: &mut Current, len: u64, framing_lost: bool) {
+    /// The request body is over: summary, told to the listener, and kept with its
+    /// request for the transaction (unless the response came first).
+    fn finish_upload(&mut self, s: &mut Session, complete: bool) {
+        let Some(mut cur) = s.upload.take() else {
+            return;
+        };
+        self.close_body(&mut cur, complete, Direction::Orig);
+        self.listener.request_done(&cur.tx);
+        let number = cur.tx.number;
+        if let Some(r) = s
+            .pending
+            .queue
+            .iter_mut()
+            .rev()
+            .find(|r| r.number == number)
+        {
+            let before = request_heap(r);
+            r.body = std::mem::take(&mut cur.tx.body);
+            s.pending.heap = s.pending.heap - before + request_heap(r);
+        }
+    }
+
+    /// Raw bytes lost inside `dir`'s body.
+    fn body_gap(&mut self, cur: &mut Current, len: u64, framing_lost: bool, dir: Direction) {
         let offset = cur.tx.body.raw_len;
         cur.tx.body.raw_len += len;
         cur.tx
@@ -807,15 +976,24 @@ impl<L: HttpListener> Core<L> {
         if !cur.wanted {
             return;
         }
-        self.listener.body(&cur.tx, BodyEvent::Gap { offset, len });
-        if !self.listener.wants_more_body(&cur.tx) {
+        emit(
+            &mut self.listener,
+            dir,
+            &cur.tx,
+            BodyEvent::Gap { offset, len },
+        );
+        if !wants_more(&mut self.listener, dir, &cur.tx) {
             cur.wanted = false;
         }
         if cur.decoder.take().is_some() {
             self.stats.decode_failures += 1;
             let reason = format!("content decoding stopped at a gap at raw offset {offset}");
-            self.listener
-                .body(&cur.tx, BodyEvent::DecodeFailed { reason: &reason });
+            emit(
+                &mut self.listener,
+                dir,
+                &cur.tx,
+                BodyEvent::DecodeFailed { reason: &reason },
+            );
             cur.tx.body.decode_error = Some(reason);
         }
     }
@@ -839,6 +1017,7 @@ impl<L: HttpListener> Core<L> {
         let side = &mut s.sides[dir.index()];
         let mut at = side.next_offset;
         side.next_offset += bytes.len() as u64;
+        let all = (at, bytes);
         // A step may consume nothing when it only changed state (a refusal at the first
         // byte); two such steps in a row would be a bug, not progress.
         let mut stalled = false;
@@ -858,6 +1037,59 @@ impl<L: HttpListener> Core<L> {
             stalled = false;
             at += consumed as u64;
             bytes = &bytes[consumed..];
+        }
+        if dir == Direction::Orig && s.smuggle.is_some() {
+            self.probe(s, all.0, all.1, ts);
+        }
+    }
+
+    /// Fill the smuggling probes with the client's bytes at `start`, and report the
+    /// requests they find.
+    fn probe(&mut self, s: &mut Session, start: u64, bytes: &[u8], ts: Timestamp) {
+        let Some(m) = s.smuggle.as_mut() else {
+            return;
+        };
+        let found = m.feed(start, bytes, self.limits.max_head_bytes);
+        if m.is_idle(s.sides[0].next_offset) {
+            s.smuggle = None;
+        }
+        for f in found {
+            let Ok(p) = parser::parse_request(&f.head) else {
+                continue;
+            };
+            self.stats.smuggled += 1;
+            self.stats.transactions += 1;
+            let number = s.next_number;
+            s.next_number += 1;
+            s.transactions += 1;
+            let tx = Transaction {
+                stream: s.info.stream,
+                number,
+                client: s.info.client,
+                server: s.info.server,
+                request: Some(Request {
+                    method: p.method,
+                    uri: p.uri,
+                    head: p.head,
+                    ts,
+                    offset: f.at,
+                    server_offset: s.sides[1].next_offset,
+                    number,
+                    body: BodyInfo::default(),
+                    notes: vec![format!(
+                        "smuggled: request {} read with Content-Length {} ends where this \
+                         request starts; read as RFC 9112 says, this is inside that \
+                         request's body",
+                        f.number, f.length
+                    )],
+                    smuggled: true,
+                    malformed: None,
+                }),
+                response: None,
+                body: BodyInfo::default(),
+                malformed: None,
+            };
+            self.listener.http_transaction(&tx);
         }
     }
 
@@ -896,24 +1128,39 @@ impl<L: HttpListener> Core<L> {
     }
 
     fn orig_step(&mut self, s: &mut Session, at: u64, bytes: &[u8], ts: Timestamp) -> usize {
-        let side = &mut s.sides[0];
+        let Session { sides, upload, .. } = s;
+        let side = &mut sides[0];
         match &mut side.state {
             SideState::Closed | SideState::AwaitTunnel => bytes.len(),
             SideState::Resync => resync(side, Direction::Orig, at, bytes),
             SideState::Body(f) => {
+                let (listener, stats) = (&mut self.listener, &mut self.stats);
                 let (n, done) = match f {
                     BodyFraming::Length(rem) => {
                         let n = (*rem).min(bytes.len() as u64);
                         *rem -= n;
+                        if let Some(cur) = upload {
+                            let piece = &bytes[..n as usize];
+                            body_bytes(listener, stats, cur, piece, Direction::Orig);
+                        }
                         (n as usize, *rem == 0)
                     }
-                    BodyFraming::Chunked(c) => match c.feed(bytes, &self.limits, &mut |_| {}) {
+                    BodyFraming::Chunked(c) => match c.feed(bytes, &self.limits, &mut |d| {
+                        if let Some(cur) = upload.as_mut() {
+                            body_bytes(listener, stats, cur, d, Direction::Orig);
+                        }
+                    }) {
                         Ok(n) => (n, c.is_done()),
                         Err((n, e)) => {
                             log::debug!("stream {}: request body refused: {e}", s.info.stream);
                             self.stats.malformed += 1;
                             self.stats.resyncs += 1;
                             side.enter_resync();
+                            if let Some(up) = upload {
+                                up.tx.body.notes.push(format!("chunked framing broke: {e}"));
+                                up.tx.body.gaps.push((up.tx.body.raw_len, None));
+                            }
+                            self.finish_upload(s, false);
                             return n;
                         }
                     },
@@ -921,11 +1168,35 @@ impl<L: HttpListener> Core<L> {
                 };
                 if done {
                     side.state = SideState::Head;
+                    self.finish_upload(s, true);
                 }
                 n
             }
             SideState::Head => {
-                let (n, step) = self.take_head(side, at, bytes);
+                let (mut n, step) = self.take_head(side, at, bytes);
+                if !matches!(step, HeadStep::TooLong(_)) {
+                    // A request line without a version is a whole HTTP/0.9 request.
+                    match parser::first_line(&side.head) {
+                        FirstLine::Http1 => {}
+                        FirstLine::Http09(len) => {
+                            n -= side.head.len() - len;
+                            side.head.truncate(len);
+                            self.on_http09_request(s, ts);
+                            return n;
+                        }
+                        FirstLine::Garbage(len) => {
+                            n -= side.head.len() - len;
+                            let head = std::mem::take(&mut side.head);
+                            let m = Malformed::BadHead(
+                                "`GET ` followed by bytes that are not a request target \
+                                 (not HTTP/0.9)"
+                                    .into(),
+                            );
+                            self.refuse_request(s, &m, &head[..len]);
+                            return n;
+                        }
+                    }
+                }
                 match step {
                     HeadStep::Partial => {}
                     HeadStep::TooLong(m) => {
@@ -937,6 +1208,81 @@ impl<L: HttpListener> Core<L> {
                 n
             }
         }
+    }
+
+    /// A request head that is not HTTP at all but starts like one (`GET ` and binary
+    /// bytes): reported as a malformed transaction, so it is seen, and the client side
+    /// looks for the next request.
+    fn refuse_request(&mut self, s: &mut Session, m: &Malformed, head: &[u8]) {
+        let side = &mut s.sides[0];
+        side.head.clear();
+        side.fresh = false;
+        side.enter_resync();
+        self.stats.malformed += 1;
+        self.stats.resyncs += 1;
+        self.stats.transactions += 1;
+        let number = s.next_number;
+        s.next_number += 1;
+        s.transactions += 1;
+        let shown = &head[..head.len().min(64)];
+        let tx = Transaction {
+            stream: s.info.stream,
+            number,
+            client: s.info.client,
+            server: s.info.server,
+            request: None,
+            response: None,
+            body: BodyInfo {
+                notes: vec![format!(
+                    "the client sent {} bytes that are no request: {}",
+                    head.len(),
+                    shown.escape_ascii()
+                )],
+                ..BodyInfo::default()
+            },
+            malformed: Some(m.clone()),
+        };
+        self.listener.http_transaction(&tx);
+    }
+
+    /// `GET target` and nothing more: the response is the server's bytes until it closes.
+    fn on_http09_request(&mut self, s: &mut Session, ts: Timestamp) {
+        let side = &mut s.sides[0];
+        let head = std::mem::take(&mut side.head);
+        let offset = side.head_offset;
+        let line = head.strip_suffix(b"\n").unwrap_or(&head);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let uri = line[4..].to_vec();
+        side.fresh = false;
+        // An HTTP/0.9 connection carries one request.
+        side.state = SideState::Closed;
+        side.head = head;
+        side.head.clear();
+        self.stats.requests += 1;
+        self.stats.http09 += 1;
+        let number = s.next_number;
+        s.next_number += 1;
+        let server_offset = s.sides[1].next_offset;
+        s.pending.push_back(Request {
+            method: Method::Get,
+            uri,
+            head: MessageHead {
+                version: Version::Http09,
+                ..MessageHead::default()
+            },
+            ts,
+            offset,
+            server_offset,
+            number,
+            body: BodyInfo::default(),
+            notes: vec![
+                "HTTP/0.9 request: no version, no headers; the response is the server's \
+                 bytes until it closes"
+                    .into(),
+            ],
+            smuggled: false,
+            malformed: None,
+        });
     }
 
     /// Refuse what `dir` said (its head, or its framing) and look for the next message.
@@ -969,26 +1315,86 @@ impl<L: HttpListener> Core<L> {
         let side = &mut s.sides[0];
         let head = std::mem::take(&mut side.head);
         let offset = side.head_offset;
-        let parsed = parser::parse_request(&head).and_then(|(method, uri, mh)| {
-            parser::framing(&mh, true, false).map(|f| (method, uri, mh, f))
-        });
-        let (method, uri, mh, framing) = match parsed {
+        let body_start = offset + head.len() as u64;
+        let p = match parser::parse_request(&head) {
             Ok(p) => p,
             Err(m) => {
                 self.refuse_side(s, Direction::Orig, &m, &head);
                 return;
             }
         };
+        let mut notes = Vec::new();
+        let (framing, mut other_lengths, malformed) = match parser::framing(&p.head, true, false) {
+            Ok(v) => {
+                notes.extend(v.notes);
+                (v.framing, v.other_lengths, None)
+            }
+            Err(m) => {
+                notes.push(format!("request body not read: {m}"));
+                (Framing::None, Vec::new(), Some(m))
+            }
+        };
+        if let Some(unfolded) = &p.without_folds {
+            notes.push(
+                "obs-fold: header lines continued on the next line were unfolded \
+                 (RFC 9112 §5.2)"
+                    .into(),
+            );
+            if let Ok(v) = parser::framing(unfolded, true, false)
+                && v.framing != framing
+            {
+                notes.push(format!(
+                    "ambiguous framing: read without its folded lines, the request has {}, \
+                     not {}",
+                    describe(v.framing),
+                    describe(framing)
+                ));
+                match v.framing {
+                    Framing::None => other_lengths.push(0),
+                    Framing::Length(n) => other_lengths.push(n),
+                    Framing::Chunked | Framing::UntilClose => {}
+                }
+            }
+        }
+        if notes.iter().any(|n| n.starts_with("ambiguous framing")) {
+            self.stats.ambiguous_framing += 1;
+        }
         let side = &mut s.sides[0];
         side.fresh = false;
         side.head = head;
         side.head.clear();
         self.stats.requests += 1;
-        let tunnel = method == Method::Connect
-            || mh
+        let number = s.next_number;
+        s.next_number += 1;
+        let mut smuggled = false;
+        if let Some(m) = s.smuggle.as_mut()
+            && let Some(h) = m.parsed_head(offset)
+        {
+            smuggled = true;
+            self.stats.smuggled += 1;
+            notes.push(format!(
+                "smuggled: inside the body of request {} when that request is read with \
+                 Content-Length {}",
+                h.number, h.length
+            ));
+        }
+        if !other_lengths.is_empty() {
+            s.smuggle.get_or_insert_with(Box::default).other_readings(
+                number,
+                body_start,
+                &other_lengths,
+            );
+        }
+        let tunnel = p.method == Method::Connect
+            || p.head
                 .header("upgrade")
                 .is_some_and(|v| !v.trim_ascii().is_empty());
-        side.state = if tunnel {
+        let side = &mut s.sides[0];
+        side.state = if malformed.is_some() {
+            self.stats.malformed += 1;
+            self.stats.resyncs += 1;
+            SideState::Resync
+        } else if tunnel {
             SideState::AwaitTunnel
         } else {
             match framing {
@@ -1003,18 +1409,89 @@ impl<L: HttpListener> Core<L> {
             s.sides[0].state = SideState::Closed;
             return;
         }
-        let server_offset = s.sides[1].next_offset;
-        s.pending.push_back(Request {
-            method,
-            uri,
-            head: mh,
+        let req = Request {
+            method: p.method,
+            uri: p.uri,
+            head: p.head,
             ts,
             offset,
-            server_offset,
-        });
+            server_offset: s.sides[1].next_offset,
+            number,
+            body: BodyInfo {
+                framing: Some(framing),
+                ..BodyInfo::default()
+            },
+            notes,
+            smuggled,
+            malformed,
+        };
+        if matches!(s.sides[0].state, SideState::Body(_)) {
+            self.start_upload(s, &req);
+        }
+        s.pending.push_back(req);
+    }
+
+    /// A request with a body: ask the listener whether it wants it.
+    fn start_upload(&mut self, s: &mut Session, req: &Request) {
+        self.stats.request_bodies += 1;
+        // (The previous body always ended before this head; should it not have, it ends.)
+        self.finish_upload(s, false);
+        let mut body = BodyInfo {
+            framing: req.body.framing,
+            ..BodyInfo::default()
+        };
+        match req.head.header("content-encoding").map(body::parse_codings) {
+            Some(Ok(c)) => body.codings = c,
+            Some(Err(unknown)) => {
+                body.decode_error = Some(format!(
+                    "unknown content coding {unknown:?}: body kept as sent"
+                ));
+            }
+            None => {}
+        }
+        let tx = Transaction {
+            stream: s.info.stream,
+            number: req.number,
+            client: s.info.client,
+            server: s.info.server,
+            request: Some(req.clone()),
+            response: None,
+            body,
+            malformed: None,
+        };
+        let wanted = self.listener.request_head(&tx);
+        let mut cur = Current {
+            heads: request_heap(req),
+            decoder: None,
+            decoder_memory: 0,
+            wanted,
+            tx,
+        };
+        if wanted && !cur.tx.body.codings.is_empty() {
+            match Decoder::new(&cur.tx.body.codings, &self.limits) {
+                Ok(d) => {
+                    cur.decoder_memory = d.memory();
+                    cur.decoder = Some(d);
+                }
+                Err(e) => cur.tx.body.decode_error = Some(format!("{e}: body kept as sent")),
+            }
+        }
+        s.upload = Some(Box::new(cur));
     }
 
     fn resp_step(&mut self, s: &mut Session, at: u64, bytes: &[u8], ts: Timestamp) -> usize {
+        if matches!(s.sides[1].state, SideState::Head)
+            && s.sides[1].head.is_empty()
+            && s.pending
+                .queue
+                .front()
+                .is_some_and(|r| r.head.version == Version::Http09)
+            && !bytes.starts_with(b"HTTP/")
+        {
+            // No status line: the answer to an HTTP/0.9 request. (Consumes nothing.)
+            self.on_http09_response(s, at, ts);
+            return 0;
+        }
         let Session { sides, current, .. } = s;
         let side = &mut sides[1];
         match &mut side.state {
@@ -1046,18 +1523,25 @@ impl<L: HttpListener> Core<L> {
                             &mut self.stats,
                             cur,
                             &bytes[..n as usize],
+                            Direction::Resp,
                         );
                         (n as usize, *rem == 0)
                     }
                     BodyFraming::UntilClose => {
-                        body_bytes(&mut self.listener, &mut self.stats, cur, bytes);
+                        body_bytes(
+                            &mut self.listener,
+                            &mut self.stats,
+                            cur,
+                            bytes,
+                            Direction::Resp,
+                        );
                         (bytes.len(), false)
                     }
                     BodyFraming::Chunked(c) => {
                         let (listener, stats) = (&mut self.listener, &mut self.stats);
                         // Chunk data goes straight to the listener, no copy.
                         match c.feed(bytes, &self.limits, &mut |d| {
-                            body_bytes(listener, stats, cur, d);
+                            body_bytes(listener, stats, cur, d, Direction::Resp);
                         }) {
                             Ok(n) => (n, c.is_done()),
                             Err((n, m)) => {
@@ -1135,7 +1619,13 @@ impl<L: HttpListener> Core<L> {
             self.drop_answered_in_loss(s, offset);
         }
         let request = s.pending.pop_front();
-        let number = s.transactions;
+        let number = request.as_ref().map_or_else(
+            || {
+                s.next_number += 1;
+                s.next_number - 1
+            },
+            |r| r.number,
+        );
         s.transactions += 1;
         let method = request.as_ref().map(|r| r.method.clone());
         let mut tx = Transaction {
@@ -1161,7 +1651,13 @@ impl<L: HttpListener> Core<L> {
         let framing = match parser::framing(resp_head, false, bodiless) {
             // SHOUTcast's `ICY 200 OK`: HTTP/1.0 whose body runs until close.
             Ok(_) if icy && !bodiless => Framing::UntilClose,
-            Ok(f) => f,
+            Ok(v) => {
+                if !v.notes.is_empty() {
+                    self.stats.ambiguous_framing += 1;
+                    tx.body.notes.extend(v.notes);
+                }
+                v.framing
+            }
             Err(m) => {
                 self.refuse_response(s, Some(tx), m, b"HTTP/");
                 return;
@@ -1238,6 +1734,55 @@ impl<L: HttpListener> Core<L> {
         s.current = Some(Box::new(cur));
     }
 
+    /// The server's bytes after an HTTP/0.9 request: its body, until the connection
+    /// closes.
+    fn on_http09_response(&mut self, s: &mut Session, at: u64, ts: Timestamp) {
+        let Some(request) = s.pending.pop_front() else {
+            return;
+        };
+        self.stats.responses += 1;
+        s.transactions += 1;
+        let tx = Transaction {
+            stream: s.info.stream,
+            number: request.number,
+            client: s.info.client,
+            server: s.info.server,
+            request: Some(request),
+            response: Some(Response {
+                status: 0,
+                reason: String::new(),
+                head: MessageHead {
+                    version: Version::Http09,
+                    ..MessageHead::default()
+                },
+                ts,
+                offset: at,
+            }),
+            body: BodyInfo {
+                framing: Some(Framing::UntilClose),
+                notes: vec![
+                    "HTTP/0.9 response: no status line, no headers; the body runs until \
+                     the connection closes"
+                        .into(),
+                ],
+                ..BodyInfo::default()
+            },
+            malformed: None,
+        };
+        let wanted = self.listener.response_head(&tx);
+        let heads = tx.request.as_ref().map_or(0, request_heap);
+        let side = &mut s.sides[1];
+        side.fresh = false;
+        side.state = SideState::Body(BodyFraming::UntilClose);
+        s.current = Some(Box::new(Current {
+            tx,
+            wanted,
+            decoder: None,
+            heads,
+            decoder_memory: 0,
+        }));
+    }
+
     /// After a loss in the server's direction, a response found at server offset `at`
     /// cannot answer a request if the server already spoke between that request and the
     /// next one, and that next one was complete before `at`: that request's response was
@@ -1271,14 +1816,20 @@ impl<L: HttpListener> Core<L> {
             Direction::Orig => match &mut side.state {
                 SideState::Body(BodyFraming::Length(rem)) if *rem >= len => {
                     *rem -= len;
-                    if *rem == 0 {
+                    let done = *rem == 0;
+                    if done {
                         side.state = SideState::Head;
+                    }
+                    self.upload_gap(s, len, false);
+                    if done {
+                        self.finish_upload(s, false);
                     }
                 }
                 SideState::Body(BodyFraming::Chunked(Chunked::Data { remaining }))
                     if *remaining > len =>
                 {
                     *remaining -= len;
+                    self.upload_gap(s, len, false);
                 }
                 SideState::Body(BodyFraming::UntilClose)
                 | SideState::Closed
@@ -1287,8 +1838,21 @@ impl<L: HttpListener> Core<L> {
                 SideState::Head | SideState::Body(_) => {
                     // A request head (or a body's end and what followed) was lost. One
                     // placeholder keeps the next response from pairing with a later request.
+                    let in_body = matches!(side.state, SideState::Body(_));
                     side.enter_resync();
                     self.stats.resyncs += 1;
+                    if in_body {
+                        self.upload_gap(s, len, true);
+                        if let Some(up) = s.upload.as_mut() {
+                            up.tx
+                                .body
+                                .notes
+                                .push("the request body's end was lost in a capture gap".into());
+                        }
+                        self.finish_upload(s, false);
+                    }
+                    let number = s.next_number;
+                    s.next_number += 1;
                     s.pending.push_back(Request {
                         method: Method::Other("-".into()),
                         uri: b"(request lost in a capture gap)".to_vec(),
@@ -1296,6 +1860,11 @@ impl<L: HttpListener> Core<L> {
                         ts: Timestamp::default(),
                         offset,
                         server_offset: s.sides[1].next_offset,
+                        number,
+                        body: BodyInfo::default(),
+                        notes: Vec::new(),
+                        smuggled: false,
+                        malformed: None,
                     });
                 }
             },
@@ -1311,7 +1880,7 @@ impl<L: HttpListener> Core<L> {
                     SideState::Body(BodyFraming::Length(rem)) => {
                         let n = len.min(*rem);
                         *rem -= n;
-                        self.body_gap(&mut cur, n, false);
+                        self.body_gap(&mut cur, n, false, Direction::Resp);
                         if *rem == 0 {
                             side.state = if n < len {
                                 self.stats.resyncs += 1;
@@ -1324,18 +1893,18 @@ impl<L: HttpListener> Core<L> {
                         }
                     }
                     SideState::Body(BodyFraming::UntilClose) => {
-                        self.body_gap(&mut cur, len, false);
+                        self.body_gap(&mut cur, len, false, Direction::Resp);
                     }
                     SideState::Body(BodyFraming::Chunked(Chunked::Data { remaining }))
                         if *remaining > len =>
                     {
                         *remaining -= len;
-                        self.body_gap(&mut cur, len, false);
+                        self.body_gap(&mut cur, len, false, Direction::Resp);
                     }
                     _ => {
                         side.enter_resync();
                         self.stats.resyncs += 1;
-                        self.body_gap(&mut cur, len, true);
+                        self.body_gap(&mut cur, len, true, Direction::Resp);
                         cur.tx
                             .body
                             .notes
@@ -1354,6 +1923,16 @@ enum HeadStep {
     Partial,
     Complete,
     TooLong(Malformed),
+}
+
+/// A framing in words, for notes.
+fn describe(f: Framing) -> String {
+    match f {
+        Framing::None => "no body".into(),
+        Framing::Length(n) => format!("a body of {n} bytes"),
+        Framing::Chunked => "a chunked body".into(),
+        Framing::UntilClose => "a body until the connection closes".into(),
+    }
 }
 
 /// Longest line `Resync` looks at: a start line longer than this is not believed.

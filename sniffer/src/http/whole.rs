@@ -1,6 +1,7 @@
 //! Whole bodies for code that wants them in one piece, as Net::Analysis listeners got
 //! them: [`WholeBodies`] gathers each wanted body (within a bound) and calls back once per
-//! transaction with request head, response head and body.
+//! transaction with request head, response head and body. Response bodies only: a
+//! request body (an upload) is streamed by [`HttpListener::request_body`], not gathered.
 
 use std::collections::HashMap;
 

@@ -26,12 +26,22 @@ pub fn transaction_record(
     } else {
         tx.body.raw_len
     };
-    let mut notes = saved.map_or_else(|| tx.body.notes.clone(), |e| e.notes.clone());
+    let req = tx.request.as_ref();
+    // The request's notes (ambiguous framing, smuggling, HTTP/0.9), then the body's.
+    let mut notes: Vec<String> = req.map(|r| r.notes.clone()).unwrap_or_default();
+    notes.extend(saved.map_or_else(|| tx.body.notes.clone(), |e| e.notes.clone()));
     if saved.is_none()
         && let Some(e) = &tx.body.decode_error
     {
         notes.push(e.clone());
     }
+    let request_size = req.map_or(0, |r| {
+        if r.body.decode_error.is_none() && !r.body.codings.is_empty() {
+            r.body.decoded_len
+        } else {
+            r.body.raw_len
+        }
+    });
     TransactionRecord {
         ts,
         stream: tx.stream,
@@ -40,28 +50,38 @@ pub fn transaction_record(
         community_id: community_id(seed, tx.client, tx.server),
         method: tx.method().to_owned(),
         url: tx.url(),
-        status: resp.map(|r| r.status),
+        version: tx.version().map(|v| v.as_str().to_owned()),
+        status: resp.map(|r| r.status).filter(|&s| s != 0),
         content_type: resp.and_then(Response::content_type),
         content_encoding: resp.and_then(|r| r.head.header_str("content-encoding")),
         size,
         complete: tx.body.complete,
-        malformed: tx.malformed.as_ref().map(ToString::to_string),
+        request_content_type: req.and_then(|r| r.head.content_type()),
+        request_size,
+        malformed: tx.malformed().map(ToString::to_string),
+        smuggled: req.is_some_and(|r| r.smuggled),
         file: saved.map(|e| e.file.clone()),
         file_error: saved.and_then(|e| e.error.clone()),
+        request_files: Vec::new(),
         notes,
     }
 }
 
 /// The human-readable line of a transaction (no newline), with saved files shown inside
-/// `out_dir`: `TIME STREAM METHOD HOST/URI STATUS TYPE SIZE [-> FILE] [(notes)]`.
+/// `out_dir`: `TIME STREAM METHOD HOST/URI STATUS TYPE SIZE [-> FILE] [<- UPLOADED]
+/// [flags] [(notes)]`.
 pub fn human(r: &TransactionRecord, out_dir: &Path) -> String {
     let url = r.url.as_deref().map_or_else(
         || format!("{} (request not seen)", r.endpoints.server()),
         |u| u.strip_prefix("http://").unwrap_or(u).to_owned(),
     );
-    let status = r
-        .status
-        .map_or_else(|| "no-response".to_owned(), |s| s.to_string());
+    let http09 = r.version.as_deref() == Some("0.9");
+    let status = match r.status {
+        Some(s) => s.to_string(),
+        // HTTP/0.9 answers without a status line.
+        None if http09 && (r.size > 0 || r.complete) => "HTTP/0.9".to_owned(),
+        None => "no-response".to_owned(),
+    };
     let mut line = format!(
         "{} {:>4} {} {} {} {} {}",
         r.ts,
@@ -79,11 +99,21 @@ pub fn human(r: &TransactionRecord, out_dir: &Path) -> String {
             line.push_str(&format!(" [not saved whole: {e}]"));
         }
     }
+    for f in &r.request_files {
+        line.push_str(" <- ");
+        line.push_str(&out_dir.join(f).display().to_string());
+    }
     if !r.complete && r.status.is_some() {
         line.push_str(" [incomplete]");
     }
+    if r.smuggled {
+        line.push_str(" [smuggled]");
+    }
     if let Some(m) = &r.malformed {
         line.push_str(&format!(" [refused: {m}]"));
+    }
+    if !r.notes.is_empty() {
+        line.push_str(&format!(" ({})", printable(&r.notes.join("; "))));
     }
     line
 }
@@ -99,7 +129,7 @@ fn printable(s: &str) -> String {
 mod tests {
     use super::*;
     use crate::{
-        http::{BodyInfo, MessageHead, Method, Request, Response},
+        http::{BodyInfo, MessageHead, Method, Request, Response, Version},
         records::Record as _,
         wire::Timestamp,
     };
@@ -114,19 +144,24 @@ mod tests {
                 method: Method::Get,
                 uri: b"/a\x1b[2J.mp3".to_vec(),
                 head: MessageHead {
-                    version: 1,
+                    version: Version::Http11,
                     headers: vec![("Host".into(), b"example.org".to_vec())],
                     unparsed_framing: Vec::new(),
                 },
                 ts: Timestamp(1_000_000_000),
                 offset: 0,
                 server_offset: 0,
+                number: 1,
+                body: BodyInfo::default(),
+                notes: Vec::new(),
+                smuggled: false,
+                malformed: None,
             }),
             response: Some(Response {
                 status: 200,
                 reason: "OK".into(),
                 head: MessageHead {
-                    version: 1,
+                    version: Version::Http11,
                     headers: vec![("Content-Type".into(), b"audio/mpeg; x=1".to_vec())],
                     unparsed_framing: Vec::new(),
                 },
