@@ -84,6 +84,12 @@ pub struct Config {
 pub const FLAG_NO_L2: u32 = 1 << 1;
 /// Skip PACKET_OUTGOING copies (loopback shows every packet twice otherwise, as libpcap knows).
 pub const FLAG_SKIP_OUTGOING: u32 = 1 << 2;
+/// Skip PACKET_OUTGOING copies on the loopback device only (ifindex
+/// [`LOOPBACK_IFINDEX`]): for `-i any`, where the other devices' outgoing packets count.
+pub const FLAG_SKIP_LO_OUTGOING: u32 = 1 << 3;
+/// The loopback device's ifindex, in every network namespace (the kernel's
+/// `LOOPBACK_IFINDEX`).
+pub const LOOPBACK_IFINDEX: u32 = 1;
 
 /// Per-CPU counters kept by the program.
 #[repr(u32)]

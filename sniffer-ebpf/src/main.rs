@@ -3,7 +3,9 @@
 //! 0, so its socket itself receives nothing.
 //!
 //! Per packet:
-//! 1. skip loopback's outgoing copies (`FLAG_SKIP_OUTGOING`), count the rest (`Seen`);
+//! 1. skip loopback's outgoing copies (`FLAG_SKIP_OUTGOING` on `lo`; with `-i any`,
+//!    `FLAG_SKIP_LO_OUTGOING`, the outgoing copies of packets on `lo` only), count the rest
+//!    (`Seen`);
 //! 2. find the network header: Ethernet with up to two 802.1Q/802.1ad tags and a PPPoE
 //!    session header, or, with `FLAG_NO_L2`, the packet itself (by `skb->protocol`, else
 //!    the IP version nibble);
@@ -30,7 +32,8 @@
 //! agree, and the tests check that they do.
 //!
 //! All packet reads go through `bpf_skb_load_bytes`: socket filters have no direct packet
-//! access. `skb->data` starts at the link-layer header for an AF_PACKET SOCK_RAW socket.
+//! access. `skb->data` starts at the link-layer header for an AF_PACKET SOCK_RAW socket,
+//! and at the network header for the SOCK_DGRAM socket of `-i any` (`FLAG_NO_L2`).
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 
@@ -47,9 +50,10 @@ mod program {
     };
     use aya_log_ebpf::debug;
     use sniffer_ebpf::{
-        ADDR_KEY_BYTES, Config, Counter, FAMILY_V4, FAMILY_V6, FLAG_NO_L2, FLAG_SKIP_OUTGOING,
-        FilterProgram, MAX_IPV6_EXT, MAX_SNAPLEN, MAX_TESTS, NEED_ADDRS, NEED_PORTS, PORT_WORDS,
-        RecordHeader, TEST_ADDR, TEST_FAMILY, TEST_PORT, addr_tag,
+        ADDR_KEY_BYTES, Config, Counter, FAMILY_V4, FAMILY_V6, FLAG_NO_L2, FLAG_SKIP_LO_OUTGOING,
+        FLAG_SKIP_OUTGOING, FilterProgram, LOOPBACK_IFINDEX, MAX_IPV6_EXT, MAX_SNAPLEN, MAX_TESTS,
+        NEED_ADDRS, NEED_PORTS, PORT_WORDS, RecordHeader, TEST_ADDR, TEST_FAMILY, TEST_PORT,
+        addr_tag,
     };
 
     /// `PACKET_OUTGOING` from `<linux/if_packet.h>`.
@@ -128,7 +132,10 @@ mod program {
         // socket filters.
         let (pkt_type, protocol_raw, ifindex) =
             unsafe { ((*skb).pkt_type, (*skb).protocol, (*skb).ifindex) };
-        if cfg.flags & FLAG_SKIP_OUTGOING != 0 && pkt_type == PACKET_OUTGOING {
+        if pkt_type == PACKET_OUTGOING
+            && (cfg.flags & FLAG_SKIP_OUTGOING != 0
+                || (cfg.flags & FLAG_SKIP_LO_OUTGOING != 0 && ifindex == LOOPBACK_IFINDEX))
+        {
             return 0;
         }
         count(Counter::Seen, 1);

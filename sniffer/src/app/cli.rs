@@ -109,7 +109,8 @@ pub struct InputArgs {
     #[arg(short = 'r', long = "read", value_name = "FILE")]
     pub read: Vec<PathBuf>,
 
-    /// Capture live on this device (needs root, or CAP_BPF + CAP_NET_RAW).
+    /// Capture live on this device (`any`: every device; `-D` lists them). Needs root, or
+    /// CAP_BPF + CAP_NET_RAW.
     #[arg(
         short = 'i',
         long = "iface",

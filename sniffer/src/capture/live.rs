@@ -5,7 +5,8 @@
 //! `PORT_BITS`, `ADDRS`, from [`LiveOptions::filter`]) and its `CONFIG` map,
 //! opens an AF_PACKET socket with protocol 0 (so it receives nothing yet), attaches the
 //! filter, and only then binds the socket to the device with `ETH_P_ALL`: no unfiltered
-//! packet is ever queued. The filter returns 0, so the socket itself never receives
+//! packet is ever queued. For `-i any` ([`ANY`]) the socket is SOCK_DGRAM and bound to no
+//! device: every device's packets, from their network header (raw IP). The filter returns 0, so the socket itself never receives
 //! anything; matched packets travel through the `RECORDS` ring buffer, which a
 //! current-thread tokio runtime inside the source waits on (`AsyncFd`). How long it waits,
 //! and what wakes it, is [`super::wake`]'s: batches under load, every record after a quiet
@@ -69,6 +70,9 @@ pub struct LiveOptions {
 
 /// The kernel program, built by `build.rs` (empty when built with `AYA_BUILD_SKIP=1`).
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sniffer-ebpf"));
+
+/// The pseudo-device of every device (`-i any`).
+pub const ANY: &str = "any";
 
 /// `ARPHRD_RAWIP` from `<linux/if_arp.h>` (not in the libc crate).
 const ARPHRD_RAWIP: u16 = 519;
@@ -310,8 +314,22 @@ impl LiveSource {
             return Err(LiveError::ObjectMissing);
         }
         let iface = config.iface.as_str();
-        let (ifindex, arphrd) = device(iface)?;
+        // `any`: every device, through a SOCK_DGRAM socket bound to no device. The kernel
+        // hands such a socket (and its filter) each packet from its network header, so
+        // devices of every link type mix in one stream of raw IP packets (tcpdump's `any`
+        // writes Linux cooked headers instead; the packets are the same). Loopback's
+        // outgoing copies are skipped there, as libpcap does.
+        let any = iface == ANY;
+        let (ifindex, arphrd) = if any {
+            (0, libc::ARPHRD_NONE)
+        } else {
+            device(iface)?
+        };
         let (link_type, l2_flags) = match arphrd {
+            _ if any => (
+                LinkType::Raw,
+                sniffer_ebpf::FLAG_NO_L2 | sniffer_ebpf::FLAG_SKIP_LO_OUTGOING,
+            ),
             libc::ARPHRD_ETHER => (LinkType::Ethernet, 0),
             // `lo` carries an all-zero Ethernet header, and shows each packet twice
             // (outgoing, then incoming): keep one copy, as libpcap does.
@@ -373,7 +391,11 @@ impl LiveSource {
         // Protocol 0: the socket receives nothing until bound with a protocol.
         let socket = socket(
             libc::AF_PACKET,
-            libc::SOCK_RAW,
+            if any {
+                libc::SOCK_DGRAM
+            } else {
+                libc::SOCK_RAW
+            },
             "opening an AF_PACKET socket",
             iface,
         )?;
