@@ -8,13 +8,20 @@
 //! - aborted downloads: a large file cut off by the client after a second;
 //! - 4-tuple reuse: HTTP/1.0 downloads from the same two client ports again and again;
 //! - a burst of SYN flood every minute: thousands of connection attempts to an address
-//!   whose port 80 drops everything, never answered.
+//!   whose port 80 drops everything, never answered;
+//! - an endless radio stream ([`station`], port 8000), listened to from start to end:
+//!   metadata removed, cut into one file per title.
 //!
-//! Every `--sample-secs` it samples the sniffer's RSS, open descriptors and CPU. It fails
+//! The sniffer runs with the filter `port 80 or port 8000` and `--stats-interval`. Every
+//! `--sample-secs` the soak samples its RSS, open descriptors and CPU, and the packets it
+//! lost (ring buffer full, copy failures, and drops, from its last health line). It fails
 //! when RSS or descriptors keep growing after warm-up (the last third's peak above the
 //! middle third's by more than 10% and 4 MiB; descriptors by more than 2), when a served
-//! file's download was not saved byte-exact, or when an aborted one is not marked
-//! incomplete. `cargo xtask test` runs a 2-minute soak.
+//! file's download was not saved byte-exact, when an aborted one is not marked
+//! incomplete, or when the stream's tracks are not exactly the audio sent, in order.
+//! `cargo xtask test` runs a 2-minute soak.
+
+mod station;
 
 use std::{
     collections::BTreeMap,
@@ -135,6 +142,7 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     let client = Arc::new(Netns::new("kc")?);
     let veth = VethPair::new(&server_ns, &client)?;
     let _server = AudioServer::start(&server_ns, &www)?;
+    let _station = station::Station::start(&server_ns)?;
     // A second server address whose port 80 drops every packet: SYNs to it are never
     // answered (the sniffer sees them on the client's device before anything drops them).
     let octets = veth.a_v4.octets();
@@ -173,7 +181,10 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
         // steady state in minutes, not after the default five.
         "--idle-timeout",
         "30",
+        "--stats-interval",
+        "10",
         "-q",
+        "port 80 or port 8000",
     ];
     let mut cmd = client.command(&args);
     cmd.stdout(Stdio::from(std::fs::File::create(&stdout_path)?))
@@ -359,16 +370,39 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
         }));
     }
 
+    // The endless stream: one listener from start to end.
+    {
+        let (stop, client_ns, host) = (Arc::clone(&stop), client.name().to_owned(), host.clone());
+        workers.push(thread::spawn(move || {
+            let url = format!("http://{host}:{}/stream", station::PORT);
+            let listener = std::process::Command::new("ip")
+                .args(["netns", "exec", &client_ns, "curl", "-sS", "--http1.1"])
+                .args(["-H", "Icy-MetaData: 1", "-o", "/dev/null", &url])
+                .stderr(Stdio::null())
+                .spawn();
+            let Ok(mut listener) = listener else {
+                return;
+            };
+            while !stop.load(Ordering::Relaxed) {
+                thread::sleep(Duration::from_millis(200));
+            }
+            let _ = listener.kill();
+            let _ = listener.wait();
+        }));
+    }
+
     // Sample while the traffic runs.
     let mut samples = Vec::new();
     while start.elapsed() < duration {
         if let Some(s) = sample(pid, start.elapsed()) {
+            let lost = lost_packets(&stderr_path);
             eprintln!(
-                "xtask soak: {:>6.0} s  RSS {:>7.1} MiB  fds {:>3}  cpu {:>6.1} s",
+                "xtask soak: {:>6.0} s  RSS {:>7.1} MiB  fds {:>3}  cpu {:>6.1} s  lost {}",
                 s.at.as_secs_f64(),
                 s.rss_kib as f64 / 1024.0,
                 s.fds,
-                s.cpu_ticks as f64 / ticks_per_second()
+                s.cpu_ticks as f64 / ticks_per_second(),
+                lost.map_or_else(|| "-".to_owned(), |n| n.to_string()),
             );
             samples.push(s);
         } else {
@@ -390,7 +424,12 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
         .wait_timeout(Duration::from_secs(30))
         .context("waiting for the sniffer to stop")?;
     let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-    eprintln!("--- sniffer's summary ---\n{stderr}--- end ---");
+    let summary: String = stderr
+        .lines()
+        .filter(|l| !l.starts_with('{'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    eprintln!("--- sniffer's summary ---\n{summary}--- end ---");
     if !status.success() {
         bail!("the sniffer failed: {status}");
     }
@@ -421,6 +460,23 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
         }
         bail!("soak failed: {} problem(s)", problems.len())
     }
+}
+
+/// Packets the sniffer lost so far, from its last health line on stderr: the ring buffer
+/// full, failed copies, and drops. `None` before the first line.
+fn lost_packets(stderr: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(stderr).ok()?;
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.contains(r#""type":"stats""#))?;
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    Some(
+        ["kernel_ring_full", "kernel_copy_failed", "dropped_packets"]
+            .iter()
+            .map(|k| v[k].as_u64().unwrap_or(0))
+            .sum(),
+    )
 }
 
 fn ticks_per_second() -> f64 {
@@ -499,19 +555,26 @@ fn syn_burst(target: SocketAddr, n: usize) -> std::io::Result<u64> {
 }
 
 /// Every index line against the served files: a whole download saved byte-exact, an
-/// aborted one (big.mp3) marked incomplete.
+/// aborted one (big.mp3) marked incomplete; the stream's tracks against the station's
+/// audio.
 fn check_files(out: &Path, served: &BTreeMap<String, String>) -> anyhow::Result<Vec<String>> {
     let index = std::fs::read_to_string(out.join("index.jsonl"))
         .with_context(|| format!("{}/index.jsonl", out.display()))?;
     let mut problems = Vec::new();
-    let (mut whole, mut cut, mut evicted) = (0, 0, 0);
+    let (mut whole, mut cut) = (0, 0);
+    let mut evicted = std::collections::BTreeSet::new();
+    let mut stream = Vec::new();
     for line in index.lines() {
         let v: serde_json::Value = serde_json::from_str(line)?;
         if v["type"] == "evicted" {
-            evicted += 1;
+            evicted.insert(v["file"].as_str().unwrap_or_default().to_owned());
             continue;
         }
         let url = v["url"].as_str().unwrap_or_default();
+        if url.ends_with(&format!(":{}/stream", station::PORT)) {
+            stream.push(v);
+            continue;
+        }
         let path = url.rsplit_once('/').map(|(_, p)| format!("/{p}"));
         let Some(want) = path.as_ref().and_then(|p| served.get(p)) else {
             problems.push(format!("a file for an unknown URL: {line}"));
@@ -529,9 +592,14 @@ fn check_files(out: &Path, served: &BTreeMap<String, String>) -> anyhow::Result<
             }
         }
     }
+    let (stream_problems, tracks, audio) = station::check(out, &stream, &evicted);
+    problems.extend(stream_problems);
     eprintln!(
         "xtask soak: index: {whole} whole downloads and {cut} aborted ones checked against the \
-         served files; {evicted} files evicted for the disk budget"
+         served files; the endless stream: {} tracks, {tracks} still on disk checked, {audio} \
+         audio bytes in order; {} files evicted for the disk budget",
+        stream.len(),
+        evicted.len()
     );
     if whole == 0 {
         problems.push("no download was saved".into());

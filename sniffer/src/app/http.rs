@@ -437,8 +437,12 @@ fn summary(http: &HttpStats, ex: &ExtractStats, config: &HttpConfig, interrupted
     }
     if ex.radio_streams > 0 {
         extra.push(format!(
-            "{} with their metadata removed",
-            count(ex.radio_streams, "radio stream", "radio streams")
+            "{} metadata removed",
+            count(
+                ex.radio_streams,
+                "radio stream had its",
+                "radio streams had their"
+            )
         ));
     }
     if ex.unplaced_bytes > 0 {
