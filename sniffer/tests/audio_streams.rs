@@ -157,7 +157,11 @@ fn issue11_icecast_stream_is_split_into_titled_byte_exact_tracks() {
         tx["notes"].to_string().contains("saved as 4 tracks"),
         "{tx}"
     );
-    assert!(r.stderr.contains("1 radio stream with"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("1 radio stream had its metadata removed"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
