@@ -102,6 +102,8 @@ struct Current {
     content_type: Option<String>,
     content_range: Option<String>,
     out: PartOut,
+    /// Saved whatever its bytes show (its declared type is wanted, or everything is).
+    wanted: bool,
     detected: Option<detect::Detected>,
     notes: Vec<String>,
 }
@@ -205,7 +207,7 @@ impl Extractor {
             Event::PartStart(head) => {
                 st.parts += 1;
                 st.preamble = Vec::new();
-                let current = self.start_part(tx, dir, st, &head);
+                let current = self.start_part(st, &head);
                 st.current = Some(current);
             }
             Event::Data(bytes) => {
@@ -252,13 +254,7 @@ impl Extractor {
     }
 
     /// A part begins: decide where its bytes go.
-    fn start_part(
-        &mut self,
-        tx: &Transaction,
-        dir: Direction,
-        st: &mut State,
-        head: &PartHead,
-    ) -> Current {
+    fn start_part(&mut self, st: &mut State, head: &PartHead) -> Current {
         let mut c = Current {
             number: st.parts,
             field: head.disposition_name(),
@@ -266,6 +262,7 @@ impl Extractor {
             content_type: head.content_type(),
             content_range: None,
             out: PartOut::Skip,
+            wanted: false,
             detected: None,
             notes: std::mem::take(&mut st.notes),
         };
@@ -295,16 +292,18 @@ impl Extractor {
                 if let Some(wanted) = st.wanted {
                     if wanted {
                         c.out = PartOut::Pending(Vec::new());
-                        self.settle_current(tx, dir, &mut c, true);
+                        c.wanted = true;
                     }
                     return c;
                 }
             }
         }
         let declared = c.content_type.as_deref();
+        // Even a wanted part waits for its first bytes: they give its detected type, and
+        // its name's extension.
         if self.config.all || self.wants(declared) {
             c.out = PartOut::Pending(Vec::new());
-            self.settle_current(tx, dir, &mut c, true);
+            c.wanted = true;
             st.wanted.get_or_insert(true);
         } else if is_generic(declared) {
             c.out = PartOut::Pending(Vec::new());
@@ -319,7 +318,7 @@ impl Extractor {
     fn settle_part(&mut self, tx: &Transaction, dir: Direction, st: &mut State) {
         if let Some(mut c) = st.current.take() {
             if matches!(c.out, PartOut::Pending(_)) {
-                self.settle_current(tx, dir, &mut c, false);
+                self.settle_current(tx, dir, &mut c);
                 if st.kind == Kind::ByteRanges {
                     st.wanted.get_or_insert(matches!(c.out, PartOut::File(_)));
                 }
@@ -328,7 +327,7 @@ impl Extractor {
         }
     }
 
-    fn settle_current(&mut self, tx: &Transaction, dir: Direction, c: &mut Current, wanted: bool) {
+    fn settle_current(&mut self, tx: &Transaction, dir: Direction, c: &mut Current) {
         let PartOut::Pending(prefix) = std::mem::replace(&mut c.out, PartOut::Skip) else {
             return;
         };
@@ -336,7 +335,7 @@ impl Extractor {
             detect::Verdict::Done(d) => d,
             detect::Verdict::More => None,
         };
-        if !(wanted || c.detected.is_some_and(|d| self.wants(Some(d.mime)))) {
+        if !(c.wanted || c.detected.is_some_and(|d| self.wants(Some(d.mime)))) {
             return;
         }
         let ext = c
