@@ -6,6 +6,8 @@
 //! Filters with more than [`TABLE_TESTS`] distinct primitives walk the expression tree
 //! instead.
 
+use std::cell::Cell;
+
 use super::{Dir, Expr, Family, Net, Prim, packet::Packet};
 
 /// Up to this many distinct primitives, a filter is evaluated through a truth table of
@@ -184,3 +186,34 @@ impl Program {
         self.table.is_some()
     }
 }
+
+/// The last packet's fields and its verdict. The verdict is a function of those fields
+/// alone, and consecutive packets mostly belong to one flow (a download is a burst of
+/// packets with one 4-tuple), so comparing the fields (a few instructions) usually
+/// replaces evaluating the tests (about a hundred). Never part of a filter's identity:
+/// any two memos are equal.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Memo(Cell<Option<(Packet, bool)>>);
+
+impl Memo {
+    /// The verdict on `p`: the last one if `p` has the same fields, else `eval`'s.
+    #[inline]
+    pub(super) fn get_or(&self, p: &Packet, eval: impl FnOnce() -> bool) -> bool {
+        if let Some((q, verdict)) = self.0.get()
+            && q == *p
+        {
+            return verdict;
+        }
+        let verdict = eval();
+        self.0.set(Some((*p, verdict)));
+        verdict
+    }
+}
+
+impl PartialEq for Memo {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Memo {}

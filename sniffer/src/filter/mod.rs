@@ -558,6 +558,8 @@ pub struct Filter {
     needs: Needs,
     prims: Vec<Prim>,
     program: eval::Program,
+    /// The last verdict, for the next packet of the same flow.
+    memo: eval::Memo,
 }
 
 impl Filter {
@@ -608,6 +610,7 @@ impl Filter {
             needs,
             prims,
             program,
+            memo: eval::Memo::default(),
         }
     }
 
@@ -626,8 +629,10 @@ impl Filter {
     /// Allocates nothing.
     #[inline]
     pub fn matches(&self, frame: &Frame<'_>) -> bool {
-        packet::Packet::read(frame, self.needs)
-            .is_some_and(|p| self.program.matches(&self.expr, &p))
+        packet::Packet::read(frame, self.needs).is_some_and(|p| {
+            self.memo
+                .get_or(&p, || self.program.matches(&self.expr, &p))
+        })
     }
 
     /// The split for live capture: what the kernel program decides, and, when it cannot

@@ -636,6 +636,8 @@ fn random_expressions_parse_back_and_match_as_the_model_says() {
             };
             let want = f.as_ref().is_some_and(|f| model(&expr, f));
             assert_eq!(filter.matches(&frame), want, "{text} on {f:?}");
+            // Again: the same fields, answered from the memo.
+            assert_eq!(filter.matches(&frame), want, "memo: {text} on {f:?}");
             selected += usize::from(want);
             let kernel =
                 Packet::read(&frame, all).is_some_and(|p| kernel_decides(&plan.kernel, &p));
