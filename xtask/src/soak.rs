@@ -229,29 +229,17 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
             let mut i = 0usize;
             while !stop.load(Ordering::Relaxed) {
                 let (a, b) = (names[i % names.len()], names[(i + 1) % names.len()]);
-                let mut args = vec![
-                    "netns",
-                    "exec",
-                    &client_ns,
-                    "curl",
-                    "-sS",
-                    "--http1.1",
-                    "--max-time",
-                    "30",
-                ];
+                let mut args = vec!["--http1.1", "--max-time", "30"];
                 if i % 2 == 1 {
                     args.push("--compressed");
                 }
                 let (ua, ub) = (format!("http://{host}/{a}"), format!("http://{host}/{b}"));
                 args.extend(["-o", "/dev/null", &ua, "-o", "/dev/null", &ub]);
-                let ok = std::process::Command::new("ip")
-                    .args(&args)
-                    .status()
-                    .is_ok_and(|s| s.success());
+                let ok = curl(&client_ns, &args).status().is_ok_and(|s| s.success());
                 let c = if ok {
                     &counts.keepalive
                 } else {
-                    &counts.failures[2]
+                    &counts.failures[0]
                 };
                 c.fetch_add(1, Ordering::Relaxed);
                 i += 1;
@@ -273,7 +261,7 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
                 let c = if ok {
                     &counts.pipelined
                 } else {
-                    &counts.failures[2]
+                    &counts.failures[1]
                 };
                 c.fetch_add(1, Ordering::Relaxed);
                 i += 1;
@@ -292,9 +280,10 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
         workers.push(thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 let url = format!("http://{host}/big.mp3");
-                let status = std::process::Command::new("ip")
-                    .args(["netns", "exec", &client_ns, "curl", "-sS", "--http1.1"])
-                    .args([
+                let status = curl(
+                    &client_ns,
+                    &[
+                        "--http1.1",
                         "--limit-rate",
                         "4M",
                         "--max-time",
@@ -302,9 +291,10 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
                         "-o",
                         "/dev/null",
                         &url,
-                    ])
-                    .stderr(Stdio::null())
-                    .status();
+                    ],
+                )
+                .stderr(Stdio::null())
+                .status();
                 // curl's 28: the time limit cut it off, as meant.
                 let c = if status.is_ok_and(|s| s.code() == Some(28)) {
                     &counts.aborted
@@ -327,20 +317,22 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
         workers.push(thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 let url = format!("http://{host}/d.mp3");
-                let ok = std::process::Command::new("ip")
-                    .args(["netns", "exec", &client_ns, "curl", "-sS", "--http1.0"])
-                    .args([
+                let ok = curl(
+                    &client_ns,
+                    &[
+                        "--http1.0",
                         "--local-port",
                         "45000",
                         "--max-time",
                         "10",
                         "-o",
                         "/dev/null",
-                    ])
-                    .arg(&url)
-                    .stderr(Stdio::null())
-                    .status()
-                    .is_ok_and(|s| s.success());
+                        &url,
+                    ],
+                )
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
                 let c = if ok {
                     &counts.reused
                 } else {
@@ -375,11 +367,19 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
         let (stop, client_ns, host) = (Arc::clone(&stop), client.name().to_owned(), host.clone());
         workers.push(thread::spawn(move || {
             let url = format!("http://{host}:{}/stream", station::PORT);
-            let listener = std::process::Command::new("ip")
-                .args(["netns", "exec", &client_ns, "curl", "-sS", "--http1.1"])
-                .args(["-H", "Icy-MetaData: 1", "-o", "/dev/null", &url])
-                .stderr(Stdio::null())
-                .spawn();
+            let listener = curl(
+                &client_ns,
+                &[
+                    "--http1.1",
+                    "-H",
+                    "Icy-MetaData: 1",
+                    "-o",
+                    "/dev/null",
+                    &url,
+                ],
+            )
+            .stderr(Stdio::null())
+            .spawn();
             let Ok(mut listener) = listener else {
                 return;
             };
@@ -460,6 +460,13 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
         }
         bail!("soak failed: {} problem(s)", problems.len())
     }
+}
+
+/// `curl -sS ARGS` inside the network namespace `ns`.
+fn curl(ns: &str, args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new("ip");
+    cmd.args(["netns", "exec", ns, "curl", "-sS"]).args(args);
+    cmd
 }
 
 /// Packets the sniffer lost so far, from its last health line on stderr: the ring buffer

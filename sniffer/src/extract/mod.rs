@@ -74,6 +74,11 @@ fn message(tx: &Transaction, dir: Direction) -> Option<(&MessageHead, Timestamp)
     }
 }
 
+/// What the name of a request body's file (an upload) starts with.
+const fn upload_prefix(upload: bool) -> &'static str {
+    if upload { "up-" } else { "" }
+}
+
 /// Form fields sent as `a=1&b=2`: saved only when everything is.
 const FORM_URLENCODED: &str = "application/x-www-form-urlencoded";
 
@@ -804,7 +809,7 @@ impl Extractor {
         let ext = detected
             .map(|d| d.ext)
             .or_else(|| n.declared.as_deref().and_then(naming::extension_for));
-        let up = if n.upload { "up-" } else { "" };
+        let up = upload_prefix(n.upload);
         self.sink_named(&|attempt| {
             format!(
                 "{prefix}{up}{}",

@@ -151,13 +151,8 @@ impl MultipartBody {
 
 /// Whether a file name from the client would have been unsafe to use as it is.
 fn unsafe_filename(name: &str) -> bool {
-    name.contains("..")
-        || name.contains('\0')
-        || name.starts_with('/')
-        || name.starts_with('\\')
-        || name.as_bytes().get(1) == Some(&b':')
-        || name.contains('/')
-        || name.contains('\\')
+    // A path (absolute or not, either separator), a parent, a NUL, a drive letter.
+    name.contains(['/', '\\', '\0']) || name.contains("..") || name.as_bytes().get(1) == Some(&b':')
 }
 
 impl Extractor {
@@ -348,7 +343,7 @@ impl Extractor {
             .as_deref()
             .or(c.field.as_deref())
             .map_or(uri, str::as_bytes);
-        let up = if dir == Direction::Orig { "up-" } else { "" };
+        let up = super::upload_prefix(dir == Direction::Orig);
         let (stream, number, part) = (tx.stream, tx.number, c.number);
         match self.sink_named(&|attempt| {
             format!(
@@ -468,7 +463,7 @@ impl Extractor {
     fn save_whole(&mut self, dir: Direction, complete: bool, st: &mut State) {
         let uri = st.template.url.clone().unwrap_or_default();
         let uri = uri.as_bytes();
-        let up = if dir == Direction::Orig { "up-" } else { "" };
+        let up = super::upload_prefix(dir == Direction::Orig);
         let (stream, number) = (st.template.stream, st.template.transaction);
         let mut sink = match self.sink_named(&|attempt| {
             format!(
