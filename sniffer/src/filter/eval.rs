@@ -8,7 +8,10 @@
 
 use std::cell::Cell;
 
-use super::{Dir, Expr, Family, Net, Prim, packet::Packet};
+use super::{
+    Dir, Expr, Family, Net, Prim,
+    packet::{Key, Packet},
+};
 
 /// Up to this many distinct primitives, a filter is evaluated through a truth table of
 /// `2^TABLE_TESTS` bits (128 bytes).
@@ -217,3 +220,51 @@ impl PartialEq for Memo {
 }
 
 impl Eq for Memo {}
+
+/// log2 of the number of [`Recent`] slots.
+const RECENT_BITS: u32 = 6;
+
+/// The verdicts on the last packets with a [`Key`] (untagged Ethernet, plain IPv4 TCP:
+/// nearly every packet of a typical capture), one slot per key hash. A capture interleaves
+/// flows and directions (data one way, acknowledgements the other), so one remembered
+/// verdict answers two packets in three; 64 slots answer all but about one in a thousand.
+/// A hit costs a load, a hash and a compare, against reading the headers and evaluating
+/// the tests. Never part of a filter's identity: any two are equal.
+///
+/// Invariant: a slot holds a key only with the verdict the filter gave a frame with that
+/// key (which, by [`Key`]'s contract, is the verdict on every frame with that key).
+#[derive(Clone, Debug)]
+pub(super) struct Recent(Box<[Slot]>);
+
+/// A key and the verdict on it, or nothing yet.
+type Slot = Cell<Option<(Key, bool)>>;
+
+impl Default for Recent {
+    fn default() -> Self {
+        Self(vec![Cell::new(None); 1 << RECENT_BITS].into_boxed_slice())
+    }
+}
+
+impl Recent {
+    /// The verdict on a frame with `key`: a remembered one, else `eval`'s.
+    #[inline(always)]
+    pub(super) fn get_or(&self, key: Key, eval: impl FnOnce() -> bool) -> bool {
+        let slot = &self.0[key.slot(RECENT_BITS)];
+        if let Some((k, verdict)) = slot.get()
+            && k == key
+        {
+            return verdict;
+        }
+        let verdict = eval();
+        slot.set(Some((key, verdict)));
+        verdict
+    }
+}
+
+impl PartialEq for Recent {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Recent {}

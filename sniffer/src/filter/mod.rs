@@ -558,7 +558,9 @@ pub struct Filter {
     needs: Needs,
     prims: Vec<Prim>,
     program: eval::Program,
-    /// The last verdict, for the next packet of the same flow.
+    /// Recent verdicts on common frames, by their addresses and ports.
+    recent: eval::Recent,
+    /// The last verdict on any other frame, for the next packet of the same flow.
     memo: eval::Memo,
 }
 
@@ -610,6 +612,7 @@ impl Filter {
             needs,
             prims,
             program,
+            recent: eval::Recent::default(),
             memo: eval::Memo::default(),
         }
     }
@@ -629,10 +632,13 @@ impl Filter {
     /// Allocates nothing.
     #[inline]
     pub fn matches(&self, frame: &Frame<'_>) -> bool {
-        packet::Packet::read(frame, self.needs).is_some_and(|p| {
-            self.memo
-                .get_or(&p, || self.program.matches(&self.expr, &p))
-        })
+        let eval = |p: &packet::Packet| self.program.matches(&self.expr, p);
+        if let Some(key) = packet::Key::of(frame) {
+            return self.recent.get_or(key, || {
+                packet::Packet::read(frame, self.needs).is_some_and(|p| eval(&p))
+            });
+        }
+        packet::Packet::read(frame, self.needs).is_some_and(|p| self.memo.get_or(&p, || eval(&p)))
     }
 
     /// The split for live capture: what the kernel program decides, and, when it cannot

@@ -91,6 +91,42 @@ impl Packet {
     }
 }
 
+/// The common frame's addresses and ports as they lie in it: untagged Ethernet, IPv4
+/// with a 20-byte header (version and IHL byte 0x45), protocol TCP, not a later fragment,
+/// and at least 38 bytes captured. For such a frame, [`Packet::read`] gives family V4,
+/// the addresses from bytes 26..34 and the ports from bytes 34..38, whatever it needs:
+/// its verdict is a function of this key alone. Other frames have no key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Key {
+    /// Bytes 26..34: source and destination address, in the machine's byte order.
+    addrs: u64,
+    /// Bytes 34..38: source and destination port, likewise.
+    ports: u32,
+}
+
+impl Key {
+    #[inline(always)]
+    pub(crate) fn of(frame: &Frame<'_>) -> Option<Self> {
+        let d: &[u8; 38] = frame.data.get(..38)?.try_into().ok()?;
+        let common = frame.link_type == LinkType::Ethernet
+            && d[12..15] == [0x08, 0x00, 0x45]
+            && d[23] == IPPROTO_TCP
+            && u16::from_be_bytes([d[20], d[21]]) & 0x1fff == 0;
+        common.then(|| Self {
+            addrs: u64::from_ne_bytes(d[26..34].try_into().unwrap_or_default()),
+            ports: u32::from_ne_bytes(d[34..38].try_into().unwrap_or_default()),
+        })
+    }
+
+    /// A slot among `2^bits`, from every byte of the key.
+    #[inline(always)]
+    pub(crate) fn slot(self, bits: u32) -> usize {
+        let mixed = (self.addrs ^ u64::from(self.ports).rotate_left(23))
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (mixed >> (64 - bits)) as usize
+    }
+}
+
 #[inline]
 fn byte(d: &[u8], at: usize) -> Option<u8> {
     d.get(at).copied()

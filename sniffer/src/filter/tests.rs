@@ -8,7 +8,9 @@ use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
 use rand::{Rng, SeedableRng, rngs::StdRng, seq::IndexedRandom};
 
 use super::{
-    Dir, Expr, Family, Filter, FilterError, Net, Prim, kernel::kernel_decides, packet::Packet,
+    Dir, Expr, Family, Filter, FilterError, Net, Prim,
+    kernel::kernel_decides,
+    packet::{Key, Packet},
     parse::parse,
 };
 use crate::{
@@ -688,4 +690,48 @@ fn a_frame_cut_before_a_field_the_filter_reads_does_not_match() {
     assert!(matches("tcp", 14 + 19));
     // Cut before the protocol: not known to be TCP.
     assert!(!matches("tcp", 14 + 9));
+}
+
+/// What the filter's verdict cache relies on: frames with one [`Key`] read as one packet
+/// (so they get one verdict), and frames outside the common shape have no key.
+#[test]
+fn frames_with_one_key_read_as_one_packet() {
+    let mut rng = StdRng::seed_from_u64(14);
+    let all = super::Needs {
+        ports: true,
+        addrs: true,
+    };
+    let mut seen: Vec<(Key, Packet)> = Vec::new();
+    let (mut keyed, mut repeated, mut unkeyed) = (0, 0, 0);
+    for _ in 0..6000 {
+        let (link, data) = random_frame(&mut rng);
+        let frame = Frame {
+            ts: Timestamp(0),
+            link_type: link,
+            data: &data,
+            orig_len: data.len() as u32,
+        };
+        let Some(key) = Key::of(&frame) else {
+            unkeyed += 1;
+            continue;
+        };
+        keyed += 1;
+        let read = Packet::read(&frame, all).expect("a keyed frame is TCP");
+        assert_eq!(read.family, Family::V4);
+        assert!(read.ports.is_some(), "a keyed frame has ports");
+        match seen.iter().find(|(k, _)| *k == key) {
+            Some((_, first)) => {
+                repeated += 1;
+                assert_eq!(*first, read, "one key, two packets");
+            }
+            None => seen.push((key, read)),
+        }
+    }
+    // Both paths, and keys met again.
+    assert!(keyed > 1000 && unkeyed > 1000, "{keyed} {unkeyed}");
+    assert!(repeated > 300, "{repeated}");
+    // Different packets have different keys: every distinct key read differently.
+    for (i, (_, a)) in seen.iter().enumerate() {
+        assert!(seen[i + 1..].iter().all(|(_, b)| a != b), "{a:?}");
+    }
 }
