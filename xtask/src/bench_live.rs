@@ -5,6 +5,9 @@
 //! turn, so they share the machine's conditions:
 //! - nothing attached (the baseline);
 //! - `sniffer capture -i VETH -w /dev/null` (the release build, default port set {80});
+//! - the same with the decode benchmark's five-term expression
+//!   ([`crate::bench::decode::FILTER`]), which the kernel program decides whole and which
+//!   selects the same packets: what the kernel part of a filter costs;
 //! - `tcpdump -i VETH -w /dev/null 'tcp port 80'`;
 //! - the same tcpdump with a 256 MiB buffer (`-B 262144`): tcpdump's default buffer drops
 //!   packets at veth speed, and every dropped packet is a copy it skips, so only this run
@@ -64,14 +67,16 @@ pub struct Options {
 enum Mode {
     Baseline,
     Sniffer,
+    SnifferFilter,
     Tcpdump,
     TcpdumpBigBuffer,
 }
 
 impl Mode {
-    const ALL: [Self; 4] = [
+    const ALL: [Self; 5] = [
         Self::Baseline,
         Self::Sniffer,
+        Self::SnifferFilter,
         Self::Tcpdump,
         Self::TcpdumpBigBuffer,
     ];
@@ -80,6 +85,7 @@ impl Mode {
         match self {
             Self::Baseline => "no capture",
             Self::Sniffer => "sniffer capture",
+            Self::SnifferFilter => "sniffer, 5 terms",
             Self::Tcpdump => "tcpdump",
             Self::TcpdumpBigBuffer => "tcpdump -B 256M",
         }
@@ -254,6 +260,15 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
         mark(cpu_s < cpu_t),
         cpu_s / cpu_t
     );
+    let filtered = med(Mode::SnifferFilter, Sample::gbps) / base;
+    println!(
+        "  kernel filter (5 terms) vs ports:  throughput ratio {filtered:.3} vs {ratio:.3} \
+         ({:+.1}%), CPU {:.3} vs {cpu_s:.3} s/GB ({:+.1}%), {} drops",
+        (filtered / ratio - 1.0) * 100.0,
+        med(Mode::SnifferFilter, Sample::cpu_per_gb),
+        (med(Mode::SnifferFilter, Sample::cpu_per_gb) / cpu_s - 1.0) * 100.0,
+        drops(Mode::SnifferFilter)
+    );
     println!(
         "  (for reference: tcpdump with a buffer that drops nothing runs at ratio {:.3}, \
          {} drops)",
@@ -352,10 +367,13 @@ fn run_one(
 ) -> anyhow::Result<Sample> {
     let capture = match mode {
         Mode::Baseline => None,
-        Mode::Sniffer => {
+        Mode::Sniffer | Mode::SnifferFilter => {
             let bin = bin.to_string_lossy();
             let mut args = vec![&*bin, "capture", "-i", iface, "-w", "/dev/null"];
             args.extend(sniffer_args.iter().map(String::as_str));
+            if mode == Mode::SnifferFilter {
+                args.push(crate::bench::decode::FILTER);
+            }
             let cmd = server.command(&args);
             Some(Capture::start(cmd, "capturing on")?)
         }
@@ -380,7 +398,7 @@ fn run_one(
         let (cpu, report) = c.stop()?;
         sample.cpu_secs = cpu;
         sample.drops = match mode {
-            Mode::Sniffer => {
+            Mode::Sniffer | Mode::SnifferFilter => {
                 number_before(&report, " ring-buffer drops")
                     .context("no ring-buffer drops in sniffer's report")?
                     + number_before(&report, " copy failures").unwrap_or(0)

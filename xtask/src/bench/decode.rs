@@ -30,7 +30,7 @@ use crate::util::{Measurement, measure, workspace_root};
 const TARGET_GB_PER_S: f64 = 3.0;
 /// Five terms, each evaluated on every packet of the benchmark capture (nginx on port 80),
 /// all of which it selects: the decode work stays the same, the difference is the filter.
-const FILTER: &str = "(port 80 or port 8080) and not host 10.0.0.5 and not net 192.168.0.0/16 \
+pub(crate) const FILTER: &str = "(port 80 or port 8080) and not host 10.0.0.5 and not net 192.168.0.0/16 \
                       and not src portrange 1-10";
 /// The issue's budget for userspace filtering: 5% of the decode time.
 const FILTER_BUDGET: f64 = 0.05;
