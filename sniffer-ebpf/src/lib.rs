@@ -133,10 +133,16 @@ impl Counter {
 pub const MAX_TESTS: usize = 6;
 /// 64-bit words of one test's port bit set (65536 bits).
 pub const PORT_WORDS: u32 = 65536 / 64;
-/// Bytes of an address key's data in `ADDRS`: the tag byte, then 16 address bytes (an IPv4
-/// address takes the first 4, the rest is zero). The trie's prefix length counts the tag:
-/// `8 + network bits`.
-pub const ADDR_KEY_BYTES: usize = 17;
+/// Bytes of an address key's data in `ADDRS`: the tag byte, three zero bytes, then 16
+/// address bytes at [`ADDR_KEY_AT`] (an IPv4 address takes the first 4, the rest is zero).
+/// With the trie key's 4-byte prefix length in front, the key is three aligned 64-bit
+/// words and the address the last two. The trie's prefix length counts the tag and the
+/// zeros: [`ADDR_KEY_PREFIX`] + network bits.
+pub const ADDR_KEY_BYTES: usize = 20;
+/// Where the address starts in an address key's data.
+pub const ADDR_KEY_AT: usize = 4;
+/// Prefix bits of an address key before the address: the tag byte and the three zeros.
+pub const ADDR_KEY_PREFIX: u32 = 8 * ADDR_KEY_AT as u32;
 /// How many IPv6 extension headers are followed to find TCP.
 pub const MAX_IPV6_EXT: usize = 6;
 
@@ -152,6 +158,10 @@ pub const TEST_FAMILY: u8 = 1;
 pub const TEST_PORT: u8 = 2;
 /// [`Test::kind`]: an address under one of the test's prefixes in `ADDRS` (`host`, `net`).
 pub const TEST_ADDR: u8 = 3;
+/// [`Test::kind`]: an address of family [`Test::family`] under the one prefix
+/// [`Test::net`]/[`Test::mask`] (`host`, `net` of one network): a mask and a compare,
+/// no map lookup.
+pub const TEST_NET: u8 = 4;
 
 // [`Test::dir`] values are the direction's own truth table: bit `2 * s + d` is the test's
 // result when the source gave `s` and the destination `d` (0 or 1). The kernel combines
@@ -178,10 +188,17 @@ pub struct Test {
     pub kind: u8,
     /// `DIR_*` (a family test uses [`DIR_EITHER`]: both halves are the same answer).
     pub dir: u8,
-    /// `FAMILY_*` (family tests).
+    /// `FAMILY_*` (family and net tests).
     pub family: u8,
     /// Zero.
     pub reserved: u8,
+    /// Zero.
+    pub reserved2: u32,
+    /// A net test's network: its 16 address bytes (IPv4 in the first 4) in network order,
+    /// read as two native-order words, as the address lies in an `ADDRS` key.
+    pub net: [u64; 2],
+    /// The network's mask, in the same form; `net & !mask` is zero.
+    pub mask: [u64; 2],
 }
 
 /// The compiled filter: the kernel evaluates tests `0..n_tests` of a TCP packet into the
@@ -209,8 +226,8 @@ pub const NEED_ADDRS: u32 = 1 << 1;
 // No implicit padding: the sizes are the sums of the field sizes.
 const _: () = assert!(RecordHeader::LEN == 8 + 4 + 4 + 4 + 2 + 2);
 const _: () = assert!(size_of::<Config>() == 4 + 4 + 4 + 4);
-const _: () = assert!(size_of::<Test>() == 4);
-const _: () = assert!(size_of::<FilterProgram>() == 8 + MAX_TESTS * 4 + 4 + 4);
+const _: () = assert!(size_of::<Test>() == 4 + 4 + 16 + 16);
+const _: () = assert!(size_of::<FilterProgram>() == 8 + MAX_TESTS * size_of::<Test>() + 4 + 4);
 const _: () = assert!(size_of::<FilterProgram>().is_multiple_of(8));
 // The mask of MAX_TESTS bits indexes the 64-bit truth table; tags fit a byte.
 const _: () = assert!(1 << MAX_TESTS == u64::BITS);

@@ -50,10 +50,10 @@ mod program {
     };
     use aya_log_ebpf::debug;
     use sniffer_ebpf::{
-        ADDR_KEY_BYTES, Config, Counter, FAMILY_V4, FAMILY_V6, FLAG_NO_L2, FLAG_SKIP_LO_OUTGOING,
-        FLAG_SKIP_OUTGOING, FilterProgram, LOOPBACK_IFINDEX, MAX_IPV6_EXT, MAX_SNAPLEN, MAX_TESTS,
-        NEED_ADDRS, NEED_PORTS, PORT_WORDS, RecordHeader, TEST_ADDR, TEST_FAMILY, TEST_PORT,
-        addr_tag,
+        ADDR_KEY_AT, ADDR_KEY_BYTES, ADDR_KEY_PREFIX, Config, Counter, FAMILY_V4, FAMILY_V6,
+        FLAG_NO_L2, FLAG_SKIP_LO_OUTGOING, FLAG_SKIP_OUTGOING, FilterProgram, LOOPBACK_IFINDEX,
+        MAX_IPV6_EXT, MAX_SNAPLEN, MAX_TESTS, NEED_ADDRS, NEED_PORTS, PORT_WORDS, RecordHeader,
+        TEST_ADDR, TEST_FAMILY, TEST_NET, TEST_PORT, Test, addr_tag,
     };
 
     /// `PACKET_OUTGOING` from `<linux/if_packet.h>`.
@@ -163,7 +163,7 @@ mod program {
     /// Evaluates the filter's tests into a mask and looks it up in the truth table. A
     /// packet too short for a field the tests read is not accepted.
     ///
-    /// Verifier-friendly: the loop runs at most [`MAX_TESTS`] times, and the mask is only
+    /// Verifier-friendly: the [`MAX_TESTS`] tests are unrolled, and the mask is only
     /// ever combined arithmetically (each test's bit from its two halves by a shift of
     /// the direction's table, the mask into the truth table by a shift), never branched
     /// on or used as an offset, so the verifier keeps it imprecise and the states of the
@@ -183,7 +183,7 @@ mod program {
             sport = u16::from_be_bytes([p[0], p[1]]);
             dport = u16::from_be_bytes([p[2], p[3]]);
         }
-        let prefix_len = if tcp.v6 { 8 + 128 } else { 8 + 32 };
+        let prefix_len = ADDR_KEY_PREFIX + if tcp.v6 { 128 } else { 32 };
         let mut src = AddrKey { words: [1; 3] };
         let mut dst = AddrKey { words: [1; 3] };
         src.init(prefix_len);
@@ -196,26 +196,36 @@ mod program {
         }
         let family = if tcp.v6 { FAMILY_V6 } else { FAMILY_V4 };
         let mut mask = 0_u64;
-        for i in 0..MAX_TESTS {
-            if i as u32 >= filter.n_tests {
-                break;
-            }
-            let test = filter.tests[i];
-            let (s, d) = match test.kind {
-                TEST_FAMILY => {
-                    let b = u64::from(test.family == family);
-                    (b, b)
+        // Unrolled, so that each test is read at a constant offset in the map value: a
+        // loop's variable offset is pointer arithmetic whose Spectre masking differs from
+        // one iteration to the next, which the verifier refuses without CAP_PERFMON.
+        macro_rules! tests {
+            ($($i:literal)*) => {$(
+                if $i < filter.n_tests {
+                    let test = &filter.tests[$i];
+                    let (s, d) = match test.kind {
+                        TEST_FAMILY => {
+                            let b = u64::from(test.family == family);
+                            (b, b)
+                        }
+                        TEST_PORT if has_ports => (port_bit($i, sport), port_bit($i, dport)),
+                        TEST_ADDR => {
+                            let tag = addr_tag($i, tcp.v6);
+                            (src.lookup(tag), dst.lookup(tag))
+                        }
+                        TEST_NET => {
+                            let f = u64::from(test.family == family);
+                            (f & src.within(test), f & dst.within(test))
+                        }
+                        _ => (0, 0),
+                    };
+                    let hit = (u64::from(test.dir) >> ((s << 1 | d) & 3)) & 1;
+                    mask |= hit << $i;
                 }
-                TEST_PORT if has_ports => (port_bit(i, sport), port_bit(i, dport)),
-                TEST_ADDR => {
-                    let tag = addr_tag(i, tcp.v6);
-                    (src.lookup(tag), dst.lookup(tag))
-                }
-                _ => (0, 0),
-            };
-            let hit = (u64::from(test.dir) >> ((s << 1 | d) & 3)) & 1;
-            mask |= hit << i;
+            )*};
         }
+        const _: () = assert!(MAX_TESTS == 6, "one line of `tests!` per test");
+        tests!(0 1 2 3 4 5);
         (filter.truth >> (mask & 63)) & 1 != 0
     }
 
@@ -229,8 +239,8 @@ mod program {
     }
 
     /// An `ADDRS` lookup key on the stack, in `Key<[u8; ADDR_KEY_BYTES]>`'s layout: the
-    /// prefix length (4 bytes, native order), the tag byte, the address (16 bytes), then
-    /// 3 bytes of padding. Kept as three words, built with word stores: zeroing a byte
+    /// prefix length (4 bytes, native order), the tag byte, three zeros, the address (16
+    /// bytes: words 1 and 2). Kept as three words, built with word stores: zeroing a byte
     /// array becomes a call to a `memset` loop, whose pointer arithmetic the verifier
     /// refuses without CAP_PERFMON.
     struct AddrKey {
@@ -238,11 +248,14 @@ mod program {
     }
 
     const _: () = assert!(size_of::<Key<[u8; ADDR_KEY_BYTES]>>() == 4 + ADDR_KEY_BYTES);
-    const _: () = assert!(size_of::<AddrKey>() >= 4 + ADDR_KEY_BYTES);
+    const _: () = assert!(size_of::<AddrKey>() == 4 + ADDR_KEY_BYTES);
+    const _: () = assert!(4 + ADDR_KEY_AT == 8);
 
     impl AddrKey {
-        /// Byte offset of the tag; the address follows it.
+        /// Byte offset of the tag.
         const TAG: usize = 4;
+        /// Byte offset of the address: the start of word 1.
+        const ADDR: usize = Self::TAG + ADDR_KEY_AT;
 
         /// A key for `prefix_len` bits, the tag and address zero. Built in place: copying
         /// it would be a `memcpy`/`memset` call again.
@@ -267,16 +280,16 @@ mod program {
             self.words.as_mut_ptr().cast()
         }
 
-        /// Loads `len` (4 or 16) address bytes from the packet at `offset` into the key,
-        /// after the tag byte.
+        /// Loads `len` (4 or 16) address bytes from the packet at `offset` into the key's
+        /// address.
         #[inline(always)]
         fn load(&mut self, ctx: &SkBuffContext, offset: u32, len: u32) -> bool {
-            // SAFETY: the 16 bytes after the tag are inside `words`, and `len` <= 16.
+            // SAFETY: the 16 address bytes are inside `words`, and `len` <= 16.
             unsafe {
                 bpf_skb_load_bytes(
                     ctx.skb.skb.cast(),
                     offset,
-                    self.bytes().add(Self::TAG + 1).cast(),
+                    self.bytes().add(Self::ADDR).cast(),
                     len,
                 ) == 0
             }
@@ -293,6 +306,15 @@ mod program {
                 &*self.bytes().cast::<Key<[u8; ADDR_KEY_BYTES]>>()
             };
             ADDRS.get(key).map_or(0, |v| u64::from(*v) & 1)
+        }
+
+        /// 1 if the address is under net test `t`'s network, else 0 (the family is the
+        /// caller's to check).
+        #[inline(always)]
+        fn within(&self, t: &Test) -> u64 {
+            u64::from(
+                self.words[1] & t.mask[0] == t.net[0] && self.words[2] & t.mask[1] == t.net[1],
+            )
         }
     }
 

@@ -14,15 +14,18 @@ use sniffer_ebpf::{
 ///
 /// Invariants: `program.n_tests <= MAX_TESTS`; every `port_words` index is below
 /// `MAX_TESTS * PORT_WORDS` and belongs to a port test; every `addrs` key's tag byte
-/// (`sniffer_ebpf::addr_tag`) names an address test, and its prefix length is `8 +`
-/// at most 32 (IPv4) or 128 (IPv6) network bits, with the bits past it zero.
+/// (`sniffer_ebpf::addr_tag`) names an address test (`TEST_ADDR`; a net test,
+/// `TEST_NET`, carries its one network itself), and its prefix length is
+/// `ADDR_KEY_PREFIX +` at most 32 (IPv4) or 128 (IPv6) network bits, with the bits past
+/// it zero.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KernelFilter {
-    /// The tests and the truth table.
-    pub program: FilterProgram,
+    /// The tests and the truth table (boxed: 256 bytes, most of them net tests' words).
+    pub program: Box<FilterProgram>,
     /// The non-zero words of `PORT_BITS`: (index, word).
     pub port_words: Vec<(u32, u64)>,
-    /// The entries of `ADDRS`: (prefix length in bits, tag byte included; key data).
+    /// The entries of `ADDRS`: (prefix length in bits, tag and zero bytes included; key
+    /// data).
     pub addrs: Vec<(u32, [u8; ADDR_KEY_BYTES])>,
 }
 
@@ -31,10 +34,10 @@ impl KernelFilter {
     pub fn all_tcp() -> Self {
         Self {
             // No tests: the mask is always 0, and mask 0 accepts.
-            program: FilterProgram {
+            program: Box::new(FilterProgram {
                 truth: 1,
                 ..FilterProgram::default()
-            },
+            }),
             port_words: Vec::new(),
             addrs: Vec::new(),
         }
@@ -53,11 +56,10 @@ impl KernelFilter {
         program.tests[0] = Test {
             kind: TEST_PORT,
             dir: DIR_EITHER,
-            family: 0,
-            reserved: 0,
+            ..Test::default()
         };
         Self {
-            program,
+            program: Box::new(program),
             port_words: port_words(0, ports.iter().map(|&p| (p, p))),
             addrs: Vec::new(),
         }

@@ -831,7 +831,7 @@ fn fill_maps(ebpf: &mut Ebpf, config: &LiveOptions, flags: u32) -> Result<(), Li
     let mut program: Array<_, sniffer_ebpf::FilterProgram> =
         Array::try_from(map_mut(ebpf, names::FILTER)?).map_err(map_err(names::FILTER))?;
     program
-        .set(0, filter.program, 0)
+        .set(0, *filter.program, 0)
         .map_err(map_err(names::FILTER))?;
     let mut ports: Array<_, u64> =
         Array::try_from(map_mut(ebpf, names::PORT_BITS)?).map_err(map_err(names::PORT_BITS))?;

@@ -337,6 +337,35 @@ fn too_many_tests_or_a_non_prefix_mask_leave_work_to_userspace() {
     assert_eq!(plan.kernel.program.truth, 0b10);
 }
 
+/// A test of one network carries it (a mask and a compare in the kernel); a test of
+/// several networks looks them up in the trie.
+#[test]
+fn one_network_is_compared_inline_several_are_looked_up() {
+    use sniffer_ebpf::{TEST_ADDR, TEST_NET};
+    let plan = Filter::parse("src net 192.168.0.0/16 and not host fd00::1")
+        .unwrap()
+        .live();
+    let tests = &plan.kernel.program.tests;
+    assert_eq!((tests[0].kind, tests[1].kind), (TEST_NET, TEST_NET));
+    assert!(plan.kernel.addrs.is_empty());
+    // 192.168/16 as it lies in the key: bytes c0 a8 00 00, mask ff ff 00 00.
+    assert_eq!(
+        tests[0].net[0].to_ne_bytes(),
+        [0xc0, 0xa8, 0, 0, 0, 0, 0, 0]
+    );
+    assert_eq!(
+        tests[0].mask[0].to_ne_bytes(),
+        [0xff, 0xff, 0, 0, 0, 0, 0, 0]
+    );
+    assert_eq!((tests[0].net[1], tests[0].mask[1]), (0, 0));
+    assert_eq!((tests[1].mask[0], tests[1].mask[1]), (u64::MAX, u64::MAX));
+    let plan = Filter::parse("host 10.0.0.1 or host 10.0.0.2")
+        .unwrap()
+        .live();
+    assert_eq!(plan.kernel.program.tests[0].kind, TEST_ADDR);
+    assert_eq!(plan.kernel.addrs.len(), 2);
+}
+
 // ---- the slow, obvious model ----
 
 /// What the model knows of a packet, from etherparse.
