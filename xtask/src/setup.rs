@@ -34,6 +34,8 @@ const PACKAGES: &[(&str, &str, Option<&str>)] = &[
     // The event tests and `bench --events` run a private Redis; the TLS test makes a CA.
     ("redis-server", "redis-server", None),
     ("openssl", "openssl", None),
+    // The benchmarks read each tool's max RSS from GNU time.
+    ("/usr/bin/time", "time", None),
 ];
 
 #[derive(Debug, Args, Default)]

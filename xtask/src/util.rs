@@ -6,7 +6,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context as _, bail};
+use anyhow::{Context as _, bail, ensure};
 
 /// The workspace root (xtask lives one level below it).
 pub fn workspace_root() -> PathBuf {
@@ -85,14 +85,44 @@ impl Measurement {
     }
 }
 
-/// Run `make()` `runs` times (stdout/stderr discarded) and measure wall time, CPU time and
-/// max RSS of each child with `wait4`. Fails if any run fails.
+/// GNU time, which reports its child's max RSS: `wait4`'s own `ru_maxrss` counts the
+/// memory a child had before `exec`, a copy of ours, so every tool would seem to use at
+/// least as much as this process does (tens of MiB after the HTTP benchmark).
+const GNU_TIME: &str = "/usr/bin/time";
+
+/// `cmd` run by [`GNU_TIME`], which writes the max RSS in KiB to `rss_file`.
+fn under_time(cmd: &Command, rss_file: &Path) -> Command {
+    let mut timed = Command::new(GNU_TIME);
+    timed
+        .args(["-f", "%M", "-o"])
+        .arg(rss_file)
+        .arg(cmd.get_program());
+    timed.args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => timed.env(k, v),
+            None => timed.env_remove(k),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        timed.current_dir(dir);
+    }
+    timed
+}
+
+/// Run `make()` `runs` times (stdout/stderr discarded) and measure wall time and CPU time
+/// of each child with `wait4`, and its max RSS with [`GNU_TIME`]. Fails if any run fails.
 pub fn measure(runs: usize, mut make: impl FnMut() -> Command) -> anyhow::Result<Measurement> {
+    ensure!(
+        Path::new(GNU_TIME).exists(),
+        "{GNU_TIME} is missing: run `cargo xtask setup` (Debian package `time`)"
+    );
+    let rss_file = tempfile::NamedTempFile::new()?;
     let mut times = Vec::new();
     let mut cpus = Vec::new();
     let mut max_rss_kib = 0;
     for _ in 0..runs.max(1) {
-        let mut cmd = make();
+        let mut cmd = under_time(&make(), rss_file.path());
         cmd.stdout(Stdio::null()).stderr(Stdio::null());
         let start = Instant::now();
         let child = cmd
@@ -105,7 +135,12 @@ pub fn measure(runs: usize, mut make: impl FnMut() -> Command) -> anyhow::Result
         }
         let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
         cpus.push(tv(usage.ru_utime) + tv(usage.ru_stime));
-        max_rss_kib = max_rss_kib.max(usage.ru_maxrss as u64);
+        let rss = std::fs::read_to_string(rss_file.path())?;
+        let rss: u64 = rss
+            .trim()
+            .parse()
+            .with_context(|| format!("{GNU_TIME} wrote {rss:?}, not a max RSS"))?;
+        max_rss_kib = max_rss_kib.max(rss);
     }
     let mut sorted = cpus.clone();
     sorted.sort();
@@ -114,6 +149,30 @@ pub fn measure(runs: usize, mut make: impl FnMut() -> Command) -> anyhow::Result
         max_rss_kib,
         cpu: sorted[sorted.len() / 2],
     })
+}
+
+/// [`measure`] two commands in turn, `runs` times each (a, b, a, b, …), so that both see
+/// the same moments of a noisy machine: for a ratio between them.
+pub fn measure_alternating(
+    runs: usize,
+    mut a: impl FnMut() -> Command,
+    mut b: impl FnMut() -> Command,
+) -> anyhow::Result<(Measurement, Measurement)> {
+    let (mut ma, mut mb) = (Vec::new(), Vec::new());
+    for _ in 0..runs.max(1) {
+        ma.push(measure(1, &mut a)?);
+        mb.push(measure(1, &mut b)?);
+    }
+    let merge = |ms: Vec<Measurement>| {
+        let mut cpus: Vec<Duration> = ms.iter().map(|m| m.cpu).collect();
+        cpus.sort();
+        Measurement {
+            times: ms.iter().flat_map(|m| m.times.iter().copied()).collect(),
+            max_rss_kib: ms.iter().map(|m| m.max_rss_kib).max().unwrap_or(0),
+            cpu: cpus[cpus.len() / 2],
+        }
+    };
+    Ok((merge(ma), merge(mb)))
 }
 
 fn wait4(pid: u32) -> anyhow::Result<(i32, libc::rusage)> {
