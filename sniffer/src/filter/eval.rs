@@ -190,58 +190,61 @@ impl Program {
     }
 }
 
-/// The last packet's fields and its verdict. The verdict is a function of those fields
-/// alone, and consecutive packets mostly belong to one flow (a download is a burst of
-/// packets with one 4-tuple), so comparing the fields (a few instructions) usually
-/// replaces evaluating the tests (about a hundred). Never part of a filter's identity:
-/// any two memos are equal.
-#[derive(Clone, Debug, Default)]
-pub(super) struct Memo(Cell<Option<(Packet, bool)>>);
+/// The last verdict, with the fields `K` it was given for (a [`Packet`], or a [`Key`]).
+/// The verdict is a function of those fields alone, and consecutive packets mostly belong
+/// to one flow (a download is a burst of packets with one 4-tuple), so comparing the
+/// fields (a few instructions) usually replaces evaluating the tests (about a hundred).
+/// Never part of a filter's identity: any two memos are equal.
+#[derive(Clone, Debug)]
+pub(super) struct Memo<K: Copy>(Cell<Option<(K, bool)>>);
 
-impl Memo {
-    /// The verdict on `p`: the last one if `p` has the same fields, else `eval`'s.
-    #[inline]
-    pub(super) fn get_or(&self, p: &Packet, eval: impl FnOnce() -> bool) -> bool {
-        if let Some((q, verdict)) = self.0.get()
-            && q == *p
+impl<K: Copy> Default for Memo<K> {
+    fn default() -> Self {
+        Self(Cell::new(None))
+    }
+}
+
+impl<K: Copy + PartialEq> Memo<K> {
+    /// The verdict on `k`: the last one if `k` is the same, else `eval`'s.
+    #[inline(always)]
+    pub(super) fn get_or(&self, k: K, eval: impl FnOnce() -> bool) -> bool {
+        if let Some((last, verdict)) = self.0.get()
+            && last == k
         {
             return verdict;
         }
         let verdict = eval();
-        self.0.set(Some((*p, verdict)));
+        self.0.set(Some((k, verdict)));
         verdict
     }
 }
 
-impl PartialEq for Memo {
+impl<K: Copy> PartialEq for Memo<K> {
     fn eq(&self, _: &Self) -> bool {
         true
     }
 }
 
-impl Eq for Memo {}
+impl<K: Copy> Eq for Memo<K> {}
 
 /// log2 of the number of [`Recent`] slots.
 const RECENT_BITS: u32 = 6;
 
 /// The verdicts on the last packets with a [`Key`] (untagged Ethernet, plain IPv4 TCP:
-/// nearly every packet of a typical capture), one slot per key hash. A capture interleaves
-/// flows and directions (data one way, acknowledgements the other), so one remembered
-/// verdict answers two packets in three; 64 slots answer all but about one in a thousand.
-/// A hit costs a load, a hash and a compare, against reading the headers and evaluating
-/// the tests. Never part of a filter's identity: any two are equal.
+/// nearly every packet of a typical capture), one [`Memo`] per key hash. A capture
+/// interleaves flows and directions (data one way, acknowledgements the other), so one
+/// remembered verdict answers two packets in three; 64 slots answer all but about one in
+/// a thousand. A hit costs a load, a hash and a compare, against reading the headers and
+/// evaluating the tests. Equal to any other, as its memos are.
 ///
 /// Invariant: a slot holds a key only with the verdict the filter gave a frame with that
 /// key (which, by [`Key`]'s contract, is the verdict on every frame with that key).
-#[derive(Clone, Debug)]
-pub(super) struct Recent(Box<[Slot]>);
-
-/// A key and the verdict on it, or nothing yet.
-type Slot = Cell<Option<(Key, bool)>>;
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Recent(Box<[Memo<Key>]>);
 
 impl Default for Recent {
     fn default() -> Self {
-        Self(vec![Cell::new(None); 1 << RECENT_BITS].into_boxed_slice())
+        Self((0..1 << RECENT_BITS).map(|_| Memo::default()).collect())
     }
 }
 
@@ -249,22 +252,6 @@ impl Recent {
     /// The verdict on a frame with `key`: a remembered one, else `eval`'s.
     #[inline(always)]
     pub(super) fn get_or(&self, key: Key, eval: impl FnOnce() -> bool) -> bool {
-        let slot = &self.0[key.slot(RECENT_BITS)];
-        if let Some((k, verdict)) = slot.get()
-            && k == key
-        {
-            return verdict;
-        }
-        let verdict = eval();
-        slot.set(Some((key, verdict)));
-        verdict
+        self.0[key.slot(RECENT_BITS)].get_or(key, eval)
     }
 }
-
-impl PartialEq for Recent {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for Recent {}

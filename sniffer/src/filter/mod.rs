@@ -561,7 +561,7 @@ pub struct Filter {
     /// Recent verdicts on common frames, by their addresses and ports.
     recent: eval::Recent,
     /// The last verdict on any other frame, for the next packet of the same flow.
-    memo: eval::Memo,
+    memo: eval::Memo<packet::Packet>,
 }
 
 impl Filter {
@@ -638,7 +638,7 @@ impl Filter {
                 packet::Packet::read(frame, self.needs).is_some_and(|p| eval(&p))
             });
         }
-        packet::Packet::read(frame, self.needs).is_some_and(|p| self.memo.get_or(&p, || eval(&p)))
+        packet::Packet::read(frame, self.needs).is_some_and(|p| self.memo.get_or(p, || eval(&p)))
     }
 
     /// The split for live capture: what the kernel program decides, and, when it cannot
