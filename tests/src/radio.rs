@@ -151,15 +151,9 @@ fn serve(listener: &TcpListener, p: &Programme, stop: &AtomicBool, sent: &mpsc::
     }
 }
 
-/// Serve one client: the head, the programme (paced a little, as a stream is), then say
-/// so on `sent` and hold the connection open until the client leaves, `stop`, or a
-/// minute.
-fn client(
-    mut conn: TcpStream,
-    p: &Programme,
-    stop: &AtomicBool,
-    sent: &mpsc::Sender<usize>,
-) -> io::Result<()> {
+/// A listener's request head, read in blocking mode (5 s per read): up to its blank line,
+/// at most 16 KiB.
+pub fn read_request_head(conn: &mut TcpStream) -> io::Result<Vec<u8>> {
     conn.set_nonblocking(false)?;
     conn.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut head = Vec::new();
@@ -171,6 +165,19 @@ fn client(
         }
         head.extend_from_slice(&buf[..n]);
     }
+    Ok(head)
+}
+
+/// Serve one client: the head, the programme (paced a little, as a stream is), then say
+/// so on `sent` and hold the connection open until the client leaves, `stop`, or a
+/// minute.
+fn client(
+    mut conn: TcpStream,
+    p: &Programme,
+    stop: &AtomicBool,
+    sent: &mpsc::Sender<usize>,
+) -> io::Result<()> {
+    let head = read_request_head(&mut conn)?;
     let meta = String::from_utf8_lossy(&head)
         .to_ascii_lowercase()
         .contains("icy-metadata: 1");
@@ -195,6 +202,7 @@ fn client(
     let _ = sent.send(body.len());
     let deadline = Instant::now() + Duration::from_secs(60);
     conn.set_read_timeout(Some(Duration::from_millis(100)))?;
+    let mut buf = [0u8; 1024];
     while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
         match conn.read(&mut buf) {
             Ok(0) => break,

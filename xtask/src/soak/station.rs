@@ -9,7 +9,7 @@
 
 use std::{
     collections::BTreeSet,
-    io::{self, Read as _, Write as _},
+    io::{self, Write as _},
     net::{SocketAddr, TcpListener, TcpStream},
     path::Path,
     sync::{
@@ -20,7 +20,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use ::tests::Netns;
+use ::tests::{Netns, radio::read_request_head};
 
 /// Audio bytes between metadata blocks.
 pub const METAINT: usize = 16_000;
@@ -137,17 +137,7 @@ impl Drop for Station {
 
 /// One listener: the head, then the stream until the client leaves or the station stops.
 fn play(mut conn: TcpStream, stop: &AtomicBool) -> io::Result<()> {
-    conn.set_nonblocking(false)?;
-    conn.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut head = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = conn.read(&mut buf)?;
-        if n == 0 || head.len() > 16 * 1024 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        head.extend_from_slice(&buf[..n]);
-    }
+    read_request_head(&mut conn)?;
     conn.write_all(
         format!(
             "HTTP/1.0 200 OK\r\nContent-Type: audio/mpeg\r\nicy-name: Soak Radio\r\n\
