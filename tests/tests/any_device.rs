@@ -5,23 +5,22 @@
 //! retransmitted.
 //! Needs root; skipped with a message otherwise.
 
+mod support;
+
 use std::{
     net::{Ipv4Addr, SocketAddr},
     process::Stdio,
-    thread,
     time::Duration,
 };
 
 use sniffer::{
     capture::{
         KernelFilter,
-        live::{ANY, LiveOptions, LiveSource},
+        live::{ANY, LiveOptions},
     },
-    extract::{ExtractConfig, ExtractStats, Extractor},
-    flow::FlowConfig,
-    http::{HttpAnalyzer, HttpStats, Limits},
-    pipeline::{self, PipelineStats},
+    extract::ExtractConfig,
 };
+use support::{Counted, Sniffer, curl, index};
 use tests::{
     Child, Netns, VethPair,
     audio::{AudioServer, write_mp3_like},
@@ -69,36 +68,27 @@ fn issue13_any_captures_every_device_and_loopback_once() {
         snaplen: 65536,
         ring_bytes: 64 << 20,
     };
-    let source = client.enter(|| LiveSource::open(&config)).unwrap().unwrap();
-    let stop = source.stop_handle();
     let out = tempfile::tempdir().unwrap();
-    let out_dir = out.path().to_owned();
-    let sniffer = thread::spawn(move || -> (PipelineStats, HttpStats, ExtractStats) {
-        let mut source = source;
-        let ex = Extractor::new(ExtractConfig {
-            dir: out_dir,
+    let sniffer = Sniffer::start(
+        &client,
+        &config,
+        ExtractConfig {
+            dir: out.path().to_owned(),
             globs: vec![glob::Pattern::new("audio/*").unwrap()],
             ..ExtractConfig::default()
-        })
-        .unwrap();
-        let mut analyzer = HttpAnalyzer::new(ex, Limits::default());
-        let stats = pipeline::run(&mut source, &FlowConfig::default(), &mut analyzer).unwrap();
-        analyzer.finish();
-        let http = analyzer.stats().clone();
-        let mut ex = analyzer.into_listener();
-        ex.finish();
-        (stats, http, ex.stats())
-    });
+        },
+    );
     for url in [
         format!("http://{}/far.mp3", veth.a_v4),
         "http://127.0.0.1/near.mp3".to_owned(),
     ] {
-        let done = client.run(&["curl", "-sS", "--max-time", "30", "-o", "/dev/null", &url]);
-        assert!(done.is_ok(), "curl {url}: {done:?}");
+        curl(&client, &[&url]);
     }
-    thread::sleep(Duration::from_millis(500));
-    stop.stop();
-    let (stats, http, saved) = sniffer.join().unwrap();
+    let Counted {
+        pipeline: stats,
+        http,
+        saved,
+    } = sniffer.stop();
     assert_eq!(http.transactions, 2, "{http:?}");
     assert_eq!(saved.saved, 2, "{saved:?}");
     assert_eq!(saved.incomplete, 0, "{saved:?}");
@@ -109,11 +99,7 @@ fn issue13_any_captures_every_device_and_loopback_once() {
     );
     assert_eq!(stats.flow.gaps, 0, "{:?}", stats.flow);
 
-    let index: Vec<serde_json::Value> = std::fs::read_to_string(out.path().join("index.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let index = index(out.path());
     for (name, body) in [("far.mp3", &far), ("near.mp3", &near)] {
         let e = index
             .iter()

@@ -6,23 +6,19 @@
 //! merged from all the parts, each byte-exact against the source.
 //! Needs root; skipped with a message otherwise.
 
+mod support;
+
 use std::{
     net::{Ipv4Addr, SocketAddr},
     process::Stdio,
-    thread,
     time::Duration,
 };
 
 use sniffer::{
-    capture::{
-        KernelFilter,
-        live::{LiveOptions, LiveSource},
-    },
-    extract::{ExtractConfig, ExtractStats, Extractor},
-    flow::FlowConfig,
-    http::{HttpAnalyzer, HttpStats, Limits},
-    pipeline,
+    capture::{KernelFilter, live::LiveOptions},
+    extract::ExtractConfig,
 };
+use support::{Counted, Sniffer, curl, index};
 use tests::{
     Child, Netns, VethPair,
     audio::{AudioServer, write_mp3_like},
@@ -56,14 +52,6 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.ThreadingHTTPServer(("0.0.0.0", 8080), H).serve_forever()
 "#;
 
-fn entries(dir: &std::path::Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("index.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 #[test]
 fn issue14_live_form_upload_and_multi_range_answer_saved_byte_exact() {
     if !require_root("issue14_live_form_upload_and_multi_range_answer_saved_byte_exact") {
@@ -93,59 +81,36 @@ fn issue14_live_form_upload_and_multi_range_answer_saved_byte_exact() {
         snaplen: 65536,
         ring_bytes: 64 << 20,
     };
-    let source = client.enter(|| LiveSource::open(&config)).unwrap().unwrap();
-    let stop = source.stop_handle();
     let out = tempfile::tempdir().unwrap();
-    let out_dir = out.path().to_owned();
-    let sniffer = thread::spawn(move || -> (HttpStats, ExtractStats) {
-        let mut source = source;
+    let sniffer = Sniffer::start(
+        &client,
+        &config,
         // The program's default selection: audio.
-        let ex = Extractor::new(ExtractConfig {
-            dir: out_dir,
+        ExtractConfig {
+            dir: out.path().to_owned(),
             globs: vec![glob::Pattern::new("audio/*").unwrap()],
             ..ExtractConfig::default()
-        })
-        .unwrap();
-        let mut analyzer = HttpAnalyzer::new(ex, Limits::default());
-        pipeline::run(&mut source, &FlowConfig::default(), &mut analyzer).unwrap();
-        analyzer.finish();
-        let stats = analyzer.stats().clone();
-        let mut ex = analyzer.into_listener();
-        ex.finish();
-        (stats, ex.stats())
-    });
+        },
+    );
 
     let host = veth.a_v4.to_string();
     let file_arg = format!("file=@{}", song_path.display());
     let upload_url = format!("http://{host}:8080/upload");
     let song_url = format!("http://{host}/song.mp3");
-    let curl = |extra: &[&str]| {
-        let mut args = vec![
-            "curl",
-            "-sS",
-            "--http1.1",
-            "--max-time",
-            "30",
-            "-o",
-            "/dev/null",
-        ];
-        args.extend(extra);
-        let done = client.run(&args);
-        assert!(done.is_ok(), "curl {extra:?}: {done:?}");
-    };
-    curl(&["-F", "title=a song", "-F", &file_arg, &upload_url]);
-    curl(&["-r", "0-99999,200000-299999", &song_url]);
-    curl(&["-r", "100000-199999", &song_url]);
-    curl(&["-r", "300000-", &song_url]);
-    thread::sleep(Duration::from_millis(500));
-    stop.stop();
-    let (http, saved) = sniffer.join().unwrap();
+    curl(
+        &client,
+        &["-F", "title=a song", "-F", &file_arg, &upload_url],
+    );
+    curl(&client, &["-r", "0-99999,200000-299999", &song_url]);
+    curl(&client, &["-r", "100000-199999", &song_url]);
+    curl(&client, &["-r", "300000-", &song_url]);
+    let Counted { http, saved, .. } = sniffer.stop();
     assert_eq!(http.transactions, 4, "{http:?}");
     assert_eq!(http.request_bodies, 1, "{http:?}");
     assert_eq!(saved.merged, 1, "{saved:?}");
     assert_eq!(saved.incomplete, 0, "{saved:?}");
 
-    let index = entries(out.path());
+    let index = index(out.path());
     let read = |e: &serde_json::Value| {
         std::fs::read(out.path().join(e["file"].as_str().unwrap())).unwrap()
     };

@@ -4,18 +4,15 @@
 //! served bytes, and index.jsonl must say so (sha256, complete, encoding). IPv4 and IPv6.
 //! Needs root; skipped with a message otherwise.
 
-use std::{path::Path, process::Command, thread, time::Duration};
+mod support;
+
+use std::{path::Path, process::Command};
 
 use sniffer::{
-    capture::{
-        KernelFilter,
-        live::{LiveOptions, LiveSource},
-    },
-    extract::{ExtractConfig, ExtractStats, Extractor},
-    flow::FlowConfig,
-    http::{HttpAnalyzer, HttpStats, Limits},
-    pipeline,
+    capture::{KernelFilter, live::LiveOptions},
+    extract::ExtractConfig,
 };
+use support::{Counted, Sniffer, curl, index};
 use tests::{
     Netns, VethPair,
     audio::{AudioServer, fetches, write_mp3_like},
@@ -46,63 +43,36 @@ fn main_job(v6: bool) {
         snaplen: 65536,
         ring_bytes: 64 << 20,
     };
-    let source = client.enter(|| LiveSource::open(&config)).unwrap().unwrap();
-    let stop = source.stop_handle();
     let out = tempfile::tempdir().unwrap();
-    let out_dir = out.path().to_owned();
-    let sniffer = thread::spawn(move || -> (HttpStats, ExtractStats) {
-        let mut source = source;
-        let ex = Extractor::new(ExtractConfig {
-            dir: out_dir,
+    let sniffer = Sniffer::start(
+        &client,
+        &config,
+        ExtractConfig {
+            dir: out.path().to_owned(),
             // Only the song is served: save everything, and check it was all audio.
             globs: Vec::new(),
             all: true,
             ..ExtractConfig::default()
-        })
-        .unwrap();
-        let mut analyzer = HttpAnalyzer::new(ex, Limits::default());
-        pipeline::run(&mut source, &FlowConfig::default(), &mut analyzer).unwrap();
-        analyzer.finish();
-        let stats = analyzer.stats().clone();
-        let mut ex = analyzer.into_listener();
-        ex.finish();
-        (stats, ex.stats())
-    });
+        },
+    );
 
     let host = if v6 {
         format!("[{}]", veth.a_v6)
     } else {
         veth.a_v4.to_string()
     };
-    for (label, extra, url) in fetches(&host, "song.mp3") {
-        let mut args = vec![
-            "curl",
-            "-sS",
-            "--http1.1",
-            "--max-time",
-            "30",
-            "-o",
-            "/dev/null",
-        ];
-        args.extend(extra);
+    for (_, extra, url) in fetches(&host, "song.mp3") {
+        let mut args: Vec<&str> = extra;
         args.push(&url);
-        let done = client.run(&args);
-        assert!(done.is_ok(), "curl {label}: {done:?}");
+        curl(&client, &args);
     }
-    // The last ACKs and FINs reach the ring buffer within moments.
-    thread::sleep(Duration::from_millis(500));
-    stop.stop();
-    let (http, saved) = sniffer.join().unwrap();
+    let Counted { http, saved, .. } = sniffer.stop();
     assert_eq!(http.transactions, 3, "{http:?}");
     assert_eq!(http.malformed, 0, "{http:?}");
     assert_eq!(saved.saved, 3, "{saved:?}");
     assert_eq!(saved.incomplete, 0, "{saved:?}");
 
-    let index = std::fs::read_to_string(out.path().join("index.jsonl")).unwrap();
-    let entries: Vec<serde_json::Value> = index
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let entries = index(out.path());
     assert_eq!(entries.len(), 3);
     let mut encodings = Vec::new();
     for e in &entries {
