@@ -6,11 +6,12 @@
 //! opens an AF_PACKET socket with protocol 0 (so it receives nothing yet), attaches the
 //! filter, and only then binds the socket to the device with `ETH_P_ALL`: no unfiltered
 //! packet is ever queued. For `-i any` ([`ANY`]) the socket is SOCK_DGRAM and bound to no
-//! device: every device's packets, from their network header (raw IP). The filter returns 0, so the socket itself never receives
-//! anything; matched packets travel through the `RECORDS` ring buffer, which a
-//! current-thread tokio runtime inside the source waits on (`AsyncFd`). How long it waits,
-//! and what wakes it, is [`super::wake`]'s: batches under load, every record after a quiet
-//! spell, and on a quiet device at most one wakeup per [`IDLE_TICK`].
+//! device: every device's packets, from their network header (raw IP). The filter
+//! returns 0, so the socket itself never receives anything; matched packets travel
+//! through the `RECORDS` ring buffer, which a current-thread tokio runtime inside the
+//! source waits on (`AsyncFd`). How long it waits, and what wakes it, is
+//! [`super::wake`]'s: batches under load, every record after a quiet spell, and on a
+//! quiet device at most one wakeup per [`IDLE_TICK`].
 //!
 //! After `open`, the source makes no `bpf()` call but the counter reads: the ring is read
 //! through its mapping and the wake flag is written through `CONFIG`'s. So it keeps
